@@ -1,0 +1,121 @@
+"""Connection, timeout and retry settings for `PrefactorHttpClient`."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_RETRY_STATUS_CODES", "HttpClientConfig"]
+
+DEFAULT_RETRY_STATUS_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
+
+_ENV_URL = "PREFACTOR_API_URL"
+_ENV_TOKEN = "PREFACTOR_API_TOKEN"
+
+
+def _positive(name: str, value: float) -> None:
+    # `not value > 0` also rejects NaN.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+@dataclass(repr=False)
+class HttpClientConfig:
+    """Settings for `PrefactorHttpClient`, validated on construction.
+
+    ``api_url`` is the base URL (``https://app.prefactorai.com``); every request goes to
+    ``api_url.rstrip('/') + path``. ``request_timeout`` bounds a whole attempt (connect, send,
+    wait, read) and ``connect_timeout`` the connection set-up alone, both in seconds. A failed
+    attempt is retried up to ``max_retries`` times with exponential backoff starting at
+    ``initial_retry_delay`` and growing by ``retry_multiplier``, capped at ``max_retry_delay``.
+    Only transport failures and the HTTP statuses in ``retry_on_status_codes`` are retried.
+
+    The token is never shown by ``repr()`` or ``str()``.
+    """
+
+    api_url: str
+    api_token: str
+    request_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_retries: int = 3
+    initial_retry_delay: float = 1.0
+    max_retry_delay: float = 60.0
+    retry_multiplier: float = 2.0
+    retry_on_status_codes: tuple[int, ...] = DEFAULT_RETRY_STATUS_CODES
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.api_url, str) or not self.api_url.strip():
+            raise ValueError("api_url is required")
+        self.api_url = self.api_url.strip()
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"api_url must start with http:// or https://, got {self.api_url!r}")
+        if not parts.hostname:
+            raise ValueError(f"api_url has no host: {self.api_url!r}")
+        if not isinstance(self.api_token, str) or not self.api_token.strip():
+            raise ValueError("api_token is required")
+
+        _positive("request_timeout", self.request_timeout)
+        _positive("connect_timeout", self.connect_timeout)
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise ValueError(
+                f"max_retries must be a non-negative integer, got {self.max_retries!r}"
+            )
+        _positive("initial_retry_delay", self.initial_retry_delay)
+        _positive("max_retry_delay", self.max_retry_delay)
+        if self.initial_retry_delay > self.max_retry_delay:
+            raise ValueError(
+                f"initial_retry_delay ({self.initial_retry_delay}) must not exceed "
+                f"max_retry_delay ({self.max_retry_delay})"
+            )
+        if (
+            isinstance(self.retry_multiplier, bool)
+            or not isinstance(self.retry_multiplier, (int, float))
+            or not self.retry_multiplier >= 1
+            or math.isinf(self.retry_multiplier)
+        ):
+            raise ValueError(f"retry_multiplier must be >= 1, got {self.retry_multiplier!r}")
+
+        codes = tuple(self.retry_on_status_codes)
+        for code in codes:
+            if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+                raise ValueError(
+                    f"retry_on_status_codes must hold HTTP status codes (100-599), got {code!r}"
+                )
+        self.retry_on_status_codes = codes
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={'***' if f.name == 'api_token' else repr(getattr(self, f.name))}"
+            for f in fields(self)
+        )
+        return f"{type(self).__name__}({shown})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> HttpClientConfig:
+        """Build a config from ``PREFACTOR_API_URL`` and ``PREFACTOR_API_TOKEN``.
+
+        Keyword arguments set the other fields (or override the environment). A missing or
+        empty variable raises `ValueError` naming it.
+        """
+        values: dict[str, Any] = {}
+        for field_name, env_name in (("api_url", _ENV_URL), ("api_token", _ENV_TOKEN)):
+            if field_name in overrides:
+                continue
+            value = os.environ.get(env_name, "").strip()
+            if not value:
+                raise ValueError(f"environment variable {env_name} is not set")
+            values[field_name] = value
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,53 @@
+"""Bulk request items and response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prefactor_http.models.base import ResponseModel
+
+__all__ = ["BulkItem", "BulkOutput", "BulkResponse"]
+
+
+class BulkItem(BaseModel):
+    """One action of a bulk request: ``_type`` (e.g. ``agent_spans/create``), a key, parameters.
+
+    Extra keyword arguments are the action's parameters and are sent as given.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: str = Field(alias="_type", min_length=1)
+    idempotency_key: str = Field(min_length=8, max_length=64)
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON object sent for this item."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class BulkOutput(ResponseModel):
+    """Result of one bulk item: ``status`` is ``success`` or ``error``; other keys kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    code: str | None = None
+    message: str | None = None
+    errors: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item succeeded."""
+        return self.status == "success"
+
+
+class BulkResponse(ResponseModel):
+    """Outputs of a bulk request keyed by each item's idempotency key.
+
+    Processing stops at the first failing item, so later items may be missing.
+    """
+
+    status: str = "success"
+    outputs: dict[str, BulkOutput]
