@@ -1,0 +1,88 @@
+"""Export counters and the `ExportStats` snapshot that ``stats()`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["Counters", "ExportHealth", "ExportStats"]
+
+ExportHealth = Literal["healthy", "degraded", "stopped", "closed"]
+"""``healthy``: the last request succeeded (or none was made). ``degraded``: the last request
+failed and is being retried or was given up. ``stopped``: the API refused the token and export
+stopped. ``closed``: the client was closed."""
+
+
+class Counters:
+    """Running totals of one client.
+
+    ``queued`` and ``dropped`` are written only by producers (under the tracer's lock),
+    ``source_coalesced`` likewise; every other field only by the export thread.
+    """
+
+    __slots__ = (
+        "coalesced",
+        "done",
+        "dropped",
+        "failed",
+        "queued",
+        "retried",
+        "sent",
+        "source_coalesced",
+        "truncated",
+    )
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.dropped = 0
+        self.source_coalesced = 0
+        self.sent = 0
+        self.retried = 0
+        self.coalesced = 0
+        self.truncated = 0
+        self.failed = 0
+        self.done = 0
+
+    @property
+    def pending(self) -> int:
+        """Operations queued and not yet sent or given up."""
+        return max(0, self.queued - self.done)
+
+
+@dataclass(frozen=True)
+class ExportStats:
+    """A snapshot of one client's export.
+
+    - ``queued``: operations accepted into the buffer.
+    - ``sent``: API calls that succeeded (a create carrying its finish counts once).
+    - ``retried``: attempts repeated after a transient failure.
+    - ``coalesced``: span finishes sent inside their create instead of as a call of their own.
+    - ``dropped``: operations refused because the buffer was full (or export had stopped).
+    - ``truncated``: payload strings or containers cut to the size limits.
+    - ``failed``: operations given up: permanent errors, retries exhausted, undeliverable at
+      shutdown, or depending on one of those.
+    - ``pending``: operations accepted and not yet sent or given up.
+    - ``health`` / ``export_stopped`` / ``last_error``: see `ExportHealth`; ``last_error``
+      describes the most recent failure (never containing the token).
+    """
+
+    queued: int
+    sent: int
+    retried: int
+    coalesced: int
+    dropped: int
+    truncated: int
+    failed: int
+    pending: int
+    health: ExportHealth
+    export_stopped: bool
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as a plain dict."""
+        return asdict(self)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        return getattr(self, name)

@@ -1,0 +1,95 @@
+"""Payload preparation: JSON-safe serialisation, size caps and redaction.
+
+Adapters hand over raw objects; the export thread calls `prepare_payload` on them just before
+they are sent, so none of this work happens on the agent's thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefactor_core.payloads.policy import (
+    DEFAULT_MAX_FIELD_CHARS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    PayloadPolicy,
+)
+from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
+from prefactor_core.payloads.serialize import Serializer, json_size
+
+__all__ = [
+    "DEFAULT_MAX_FIELD_CHARS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_SECRET_KEYS",
+    "DEFAULT_SECRET_PATTERNS",
+    "EXACT_POLICY",
+    "PayloadPolicy",
+    "PreparedPayload",
+    "prepare_payload",
+    "to_jsonable",
+]
+
+DEFAULT_POLICY = PayloadPolicy()
+EXACT_POLICY = PayloadPolicy(
+    redact_secrets=False,
+    max_field_chars=1_000_000,
+    max_payload_bytes=16 * 1024 * 1024,
+    max_items=100_000,
+    max_depth=64,
+)
+"""For data the user declared (agent version, schemas): JSON-safe, nothing hidden."""
+_MAX_PASSES = 4
+
+
+@dataclass(frozen=True)
+class PreparedPayload:
+    """A payload ready to send (``data``) and how many cuts were made (``truncated``)."""
+
+    data: dict[str, Any] | None
+    truncated: int = 0
+
+
+def to_jsonable(value: Any, policy: PayloadPolicy | None = None) -> Any:
+    """``value`` as bounded JSON-safe data (no mask applied)."""
+    return Serializer(policy or DEFAULT_POLICY).convert(value)
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _bounded(value: Any, policy: PayloadPolicy) -> tuple[dict[str, Any], int]:
+    """Serialise, then tighten the budget until the JSON fits ``max_payload_bytes``."""
+    limit = policy.max_payload_bytes
+    budget = limit
+    size = 0
+    for _ in range(_MAX_PASSES):
+        serializer = Serializer(policy, budget)
+        data = _as_object(serializer.convert(value))
+        size = json_size(data)
+        if size <= limit:
+            return data, serializer.truncated
+        budget = max(1, int(budget * limit / size * 0.8))
+    return {"…": f"[truncated {size} bytes]"}, 1
+
+
+def prepare_payload(value: Any, policy: PayloadPolicy | None = None) -> PreparedPayload:
+    """Serialise, redact, cap and mask ``value`` into a JSON object (None stays None).
+
+    Never raises. A value that is not a mapping is wrapped as ``{"value": ...}``. When the
+    policy's ``mask`` raises, the payload is withheld and replaced by a note saying so.
+    """
+    if value is None:
+        return PreparedPayload(None, 0)
+    policy = policy or DEFAULT_POLICY
+    data, truncated = _bounded(value, policy)
+    if policy.mask is not None:
+        try:
+            masked = policy.mask(data)
+        except Exception as exc:
+            return PreparedPayload({"…": f"[withheld: mask raised {type(exc).__name__}]"}, 0)
+        if masked is None:
+            return PreparedPayload({}, truncated)
+        data, extra = _bounded(masked, policy)
+        truncated += extra
+    return PreparedPayload(data, truncated)

@@ -1,0 +1,329 @@
+"""Turn any Python object into bounded, JSON-safe data.
+
+Runs in the export thread, never on the agent's thread. It never raises: whatever cannot be read
+becomes a short descriptive string. Strings and containers beyond the policy's limits are cut
+and marked with their original size, and the number of cuts is reported.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import inspect
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import Enum
+from os import PathLike
+from typing import Any
+
+from prefactor_core.payloads.policy import PayloadPolicy
+from prefactor_core.payloads.redact import Redactor
+
+__all__ = ["Serializer", "json_size"]
+
+REDACTED = "[REDACTED]"
+_SEQUENCE_TYPES = (list, tuple, set, frozenset)
+_MAX_KEY_CHARS = 200
+_INT_LIMIT = 1 << 63
+
+
+def json_size(value: Any) -> int:
+    """Bytes of the compact UTF-8 JSON of ``value`` (which must be JSON-safe)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return len(text.encode("utf-8"))
+
+
+def _clean_text(text: str) -> str:
+    """``text`` with lone surrogates (not encodable as UTF-8) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+def _type_name(obj: Any) -> str:
+    try:
+        return type(obj).__qualname__
+    except Exception:  # pragma: no cover - a broken metaclass
+        return "object"
+
+
+def _safe_repr(obj: Any) -> str:
+    try:
+        text = repr(obj)
+    except Exception:
+        return f"<{_type_name(obj)} object>"
+    return text if isinstance(text, str) else f"<{_type_name(obj)} object>"
+
+
+class Serializer:
+    """One pass of preparation under a policy; ``truncated`` counts the cuts it made."""
+
+    def __init__(self, policy: PayloadPolicy, budget: int | None = None) -> None:
+        self.policy = policy
+        self.redactor = (
+            Redactor(policy.secret_patterns, policy.secret_keys) if policy.redact_secrets else None
+        )
+        self.budget = policy.max_payload_bytes if budget is None else budget
+        self.truncated = 0
+        self._active: set[int] = set()
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def convert(self, obj: Any, depth: int = 0) -> Any:
+        """JSON-safe, bounded form of ``obj``."""
+        kind = type(obj)
+        if obj is None or kind is bool:
+            self.budget -= 5
+            return obj
+        if kind is str:
+            return self._string(obj)
+        if kind is int:
+            return self._int(obj)
+        if kind is float:
+            return self._float(obj)
+        if isinstance(obj, Enum):
+            return self.convert(obj.value, depth)
+        if isinstance(obj, str):
+            return self._string(str.__str__(obj))
+        if isinstance(obj, bool):
+            return bool(obj)
+        if isinstance(obj, int):
+            return self._int(int(obj))
+        if isinstance(obj, float):
+            return self._float(float(obj))
+        if depth >= self.policy.max_depth:
+            return self._cut(f"…[truncated: nested deeper than {self.policy.max_depth}]")
+        try:
+            return self._structured(obj, depth)
+        except RecursionError:
+            return self._cut("…[truncated: nested too deep]")
+        except Exception as exc:
+            return self._string(f"<unserializable {_type_name(obj)}: {type(exc).__name__}>")
+
+    # -- scalars ----------------------------------------------------------------------------
+
+    def _cut(self, marker: str) -> str:
+        self.truncated += 1
+        return self._note(marker)
+
+    def _note(self, marker: str) -> str:
+        self.budget -= len(marker) + 2
+        return marker
+
+    def _int(self, value: int) -> int | str:
+        if -_INT_LIMIT <= value < _INT_LIMIT:
+            self.budget -= 8
+            return value
+        return self._string(f"<int of {value.bit_length()} bits>")
+
+    def _float(self, value: float) -> float | str:
+        self.budget -= 12
+        if math.isfinite(value):
+            return value
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
+
+    def _string(self, text: str) -> str:
+        size = len(text)
+        if not self.policy.capture_content:
+            out = f"[{size} chars]"
+            self.budget -= len(out) + 2
+            return out
+        cap = max(0, min(self.policy.max_field_chars, self.budget))
+        cut = size > cap
+        if self.redactor is not None:
+            # Redact a little past the cut so a secret straddling it does not leak its start.
+            text = self.redactor.redact(text[: cap + 256] if cut else text)
+            cut = cut or len(text) > cap
+        if cut:
+            text = text[:cap] + f"…[truncated {size} chars]"
+            self.truncated += 1
+        text = _clean_text(text)
+        self.budget -= len(text) + 2
+        return text
+
+    def _bytes(self, data: bytes | bytearray | memoryview) -> str:
+        size = len(data)
+        if not self.policy.capture_content:
+            out = f"[{size} bytes]"
+            self.budget -= len(out) + 2
+            return out
+        cap = max(0, min(self.policy.max_field_chars, self.budget))
+        head = bytes(data[: cap + 4])
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if size <= cap:
+                return self._string(text)
+        encoded = base64.b64encode(bytes(data[: cap * 3 // 4])).decode("ascii")
+        out = "base64:" + encoded
+        if size > cap * 3 // 4:
+            out += f"…[truncated {size} bytes]"
+            self.truncated += 1
+        self.budget -= len(out) + 2
+        return out
+
+    def _key(self, key: Any) -> str:
+        if isinstance(key, str):
+            text = str.__str__(key)
+        elif key is None or isinstance(key, (bool, int, float)):
+            text = str(key)
+        elif isinstance(key, Enum):
+            text = str(key.value)
+        else:
+            text = _safe_repr(key)
+        if len(text) > _MAX_KEY_CHARS:
+            text = text[:_MAX_KEY_CHARS] + "…"
+        return _clean_text(text)
+
+    # -- containers and objects -------------------------------------------------------------
+
+    def _structured(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, Mapping):
+            return self._mapping(obj, obj, depth)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return self._bytes(obj)
+        as_dict = getattr(obj, "_asdict", None)
+        if isinstance(obj, tuple) and callable(as_dict):
+            return self._mapping(obj, as_dict(), depth)
+        if isinstance(obj, _SEQUENCE_TYPES) or type(obj).__name__ == "deque":
+            return self._sequence(obj, depth)
+        if isinstance(obj, dt.datetime):
+            if obj.tzinfo is None:
+                obj = obj.replace(tzinfo=dt.timezone.utc)
+            return self._string(obj.isoformat())
+        if isinstance(obj, (dt.date, dt.time)):
+            return self._string(obj.isoformat())
+        if isinstance(obj, dt.timedelta):
+            return self._float(obj.total_seconds())
+        if isinstance(obj, (uuid.UUID, Decimal, PathLike, complex)):
+            return self._string(str(obj))
+        if isinstance(obj, BaseException):
+            return self._mapping(
+                obj,
+                {"error_type": _type_name(obj), "message": _exception_message(obj)},
+                depth,
+            )
+        if isinstance(obj, type):
+            return self._string(f"<class {obj.__module__}.{obj.__qualname__}>")
+        if inspect.isgenerator(obj) or inspect.isasyncgen(obj) or inspect.iscoroutine(obj):
+            # Never iterate: that would consume the caller's generator.
+            return self._string(f"<{_type_name(obj)} {getattr(obj, '__qualname__', '')}>".strip())
+        dumped = _duck_dump(obj)
+        if dumped is not _NOTHING:
+            return self._object(obj, dumped, depth)
+        if hasattr(obj, "__next__") and hasattr(obj, "__iter__"):
+            return self._string(f"<{_type_name(obj)} iterator>")
+        return self._string(_safe_repr(obj))
+
+    def _object(self, obj: Any, dumped: Any, depth: int) -> Any:
+        key = id(obj)
+        if key in self._active:
+            return self._note("<cycle>")
+        self._active.add(key)
+        try:
+            return self.convert(dumped, depth + 1)
+        finally:
+            self._active.discard(key)
+
+    def _mapping(self, owner: Any, mapping: Any, depth: int) -> dict[str, Any]:
+        key = id(owner)
+        if key in self._active:
+            return {"…": self._note("<cycle>")}
+        self._active.add(key)
+        try:
+            items = list(mapping.items())
+            total = len(items)
+            out: dict[str, Any] = {}
+            for index, (raw_key, value) in enumerate(items):
+                if index >= self.policy.max_items or self.budget <= 0:
+                    out["…"] = self._cut(f"[truncated {total - index} of {total} keys]")
+                    break
+                name = self._key(raw_key)
+                self.budget -= len(name) + 4
+                if (
+                    self.redactor is not None
+                    and value is not None
+                    and self.redactor.is_secret_key(name)
+                ):
+                    out[name] = REDACTED
+                    self.budget -= len(REDACTED)
+                    continue
+                out[name] = self.convert(value, depth + 1)
+            return out
+        finally:
+            self._active.discard(key)
+
+    def _sequence(self, obj: Any, depth: int) -> list[Any]:
+        key = id(obj)
+        if key in self._active:
+            return [self._note("<cycle>")]
+        self._active.add(key)
+        try:
+            items = list(obj)
+            if isinstance(obj, (set, frozenset)):
+                try:
+                    items.sort()
+                except TypeError:
+                    pass
+            total = len(items)
+            out: list[Any] = []
+            for index, value in enumerate(items):
+                if index >= self.policy.max_items or self.budget <= 0:
+                    out.append(self._cut(f"…[truncated {total - index} of {total} items]"))
+                    break
+                self.budget -= 1
+                out.append(self.convert(value, depth + 1))
+            return out
+        finally:
+            self._active.discard(key)
+
+
+class _Nothing:
+    pass
+
+
+_NOTHING: Any = _Nothing()
+
+
+def _exception_message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return _safe_repr(exc)
+
+
+def _duck_dump(obj: Any) -> Any:
+    """A plain view of well-known object shapes, or ``_NOTHING``.
+
+    Array-likes (``dtype`` + ``tolist``, as numpy), pydantic models (``model_dump``, or ``dict``
+    with ``__fields__``; LangChain messages and documents are such models) and dataclasses are
+    recognised by their attributes, so no library needs to be imported.
+    """
+    cls = type(obj)
+    if hasattr(cls, "dtype") or hasattr(obj, "dtype"):
+        tolist = getattr(obj, "tolist", None)
+        if callable(tolist):
+            size = getattr(obj, "size", None)
+            if isinstance(size, int) and size > 100_000:
+                return f"<array shape={getattr(obj, 'shape', '?')} dtype={obj.dtype}>"
+            return tolist()
+    model_dump = getattr(cls, "model_dump", None)
+    if callable(model_dump):
+        return obj.model_dump()
+    if hasattr(cls, "__fields__") and callable(getattr(cls, "dict", None)):
+        return obj.dict()
+    if dataclasses.is_dataclass(obj):
+        return {field.name: getattr(obj, field.name, None) for field in dataclasses.fields(obj)}
+    return _NOTHING

@@ -1,0 +1,667 @@
+"""`Tracer`: the synchronous, thread-safe, memory-only entry point to tracing.
+
+Every call assigns ids on the client, records what it must remember (open spans and instances,
+nothing once they are finished) and puts an `Operation` on the client's bounded buffer without
+blocking. The export thread does the rest. Nothing here touches the network or waits, except
+`flush` and `close`, which exist to wait.
+
+The async API (`PrefactorCoreClient`, `AgentInstanceHandle`, `SpanContext`) is a thin layer over
+one `Tracer` per client, so all data flows one way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prefactor_core.config import PrefactorCoreConfig
+from prefactor_core.context_stack import _stack
+from prefactor_core.exceptions import PrefactorTerminatedError, SpanNotFoundError
+from prefactor_core.export.link import ClientExport
+from prefactor_core.export.stats import ExportStats
+from prefactor_core.ids import issued_here, new_pfid, pfid_partition
+from prefactor_core.monitoring.registry import termination_registry
+from prefactor_core.monitoring.termination_monitor import TerminationCallback, TerminationMonitor
+from prefactor_core.operations import Operation, OperationType
+from prefactor_core.payloads import PayloadPolicy
+from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_core.schema_registry import SchemaRegistry
+from prefactor_core.utils import ensure_utc, utc_now, validate_idempotency_key
+from prefactor_core.validation import (
+    FINISH_STATUSES,
+    PURPOSES,
+    check_id,
+    check_policy,
+    check_status,
+)
+
+__all__ = ["FINISH_STATUSES", "Tracer"]
+
+logger = logging.getLogger("prefactor_core")
+
+
+@dataclass(eq=False)
+class _Deferred:
+    """A span whose create is held back until its payload is final."""
+
+    payload: dict[str, Any]
+    started_at: datetime
+    schema_name: str
+
+
+@dataclass(eq=False)
+class _OpenSpan:
+    instance_id: str
+    parent_id: str | None
+    schema_name: str
+    policy: PayloadPolicy | None
+    dropped: bool = False
+    deferred: _Deferred | None = None
+
+
+@dataclass(eq=False)
+class _OpenInstance:
+    partition: int | None
+    spans: dict[str, None]
+
+
+class Tracer:
+    """Thread-safe, synchronous tracing for one client (see the module docstring).
+
+    Payload arguments may be any objects; they are serialised, capped and redacted later in the
+    export thread, so callers should pass shallow copies of containers they keep mutating.
+    """
+
+    def __init__(
+        self,
+        config: PrefactorCoreConfig,
+        *,
+        sdk_header: str,
+        buffer: InMemoryQueue[Any] | None = None,
+    ) -> None:
+        self._config = config
+        self._export = ClientExport(config, sdk_header, buffer)
+        self._lock = threading.Lock()
+        self._spans: dict[str, _OpenSpan] = {}
+        self._instances: dict[str, _OpenInstance] = {}
+        with _registry_lock:
+            _live_tracers.add(self)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> PrefactorCoreConfig:
+        """The client configuration this tracer exports with."""
+        return self._config
+
+    @property
+    def sdk_header(self) -> str:
+        """The ``X-Prefactor-SDK`` value sent with every request."""
+        return self._export.sdk_header
+
+    @sdk_header.setter
+    def sdk_header(self, value: str) -> None:
+        self._export.sdk_header = value
+
+    def connect(self) -> None:
+        """Attach to the process's exporter now (otherwise done on first use)."""
+        self._export.channel()
+
+    def _put(self, operation: Operation) -> bool:
+        return self._export.put(operation)
+
+    def submit(self, operation: Operation) -> bool:
+        """Queue a prepared operation as is; whether the buffer accepted it."""
+        if not isinstance(operation, Operation):
+            raise TypeError(f"expected an Operation, got {type(operation).__name__}")
+        if operation.idempotency_key is not None:
+            validate_idempotency_key(operation.idempotency_key)
+        with self._lock:
+            return self._put(operation)
+
+    # -- instances --------------------------------------------------------------------------
+
+    def start_instance(
+        self,
+        *,
+        agent_version: Mapping[str, Any],
+        agent_schema_version: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        environment_id: str | None = None,
+        purpose: str | None = None,
+        instance_id: str | None = None,
+        external_identifier: str | None = None,
+        started_at: datetime | None = None,
+    ) -> str:
+        """Queue the register and start of a new agent instance; returns its id at once.
+
+        The id is a PFID made here unless ``instance_id`` is given. ``agent_schema_version``
+        defaults to the configured `SchemaRegistry`'s (content-hashed) version; ``agent_id`` and
+        ``environment_id`` default to the configuration's.
+        """
+        started = ensure_utc(started_at) or utc_now()
+        new_id = self.register_instance(
+            agent_version=agent_version,
+            agent_schema_version=agent_schema_version,
+            agent_id=agent_id,
+            environment_id=environment_id,
+            purpose=purpose,
+            instance_id=instance_id,
+            external_identifier=external_identifier,
+        )
+        self.mark_started(new_id, started_at=started)
+        return new_id
+
+    def register_instance(
+        self,
+        *,
+        agent_version: Mapping[str, Any],
+        agent_schema_version: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        environment_id: str | None = None,
+        purpose: str | None = None,
+        instance_id: str | None = None,
+        external_identifier: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Queue only the register of a new instance (start it with `mark_started`)."""
+        if not isinstance(agent_version, Mapping):
+            raise TypeError("agent_version must be a mapping (name, external_identifier, ...)")
+        if agent_schema_version is not None and not isinstance(agent_schema_version, Mapping):
+            raise TypeError("agent_schema_version must be a mapping")
+        if purpose is not None and purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
+        check_id("instance_id", instance_id, optional=True)
+        check_id("agent_id", agent_id, optional=True)
+        check_id("environment_id", environment_id, optional=True)
+        if external_identifier is not None and not isinstance(external_identifier, str):
+            raise TypeError("external_identifier must be a string")
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        config = self._config
+        schema = dict(agent_schema_version or self.default_schema_version())
+        new_id = instance_id or new_pfid()
+        payload = {
+            "instance_id": new_id,
+            "agent_version": dict(agent_version),
+            "agent_schema_version": schema,
+            "agent_id": agent_id if agent_id is not None else config.agent_id,
+            "environment_id": environment_id
+            if environment_id is not None
+            else config.environment_id,
+            "purpose": purpose,
+            "external_identifier": external_identifier,
+        }
+        operation = Operation(
+            OperationType.REGISTER_AGENT_INSTANCE, payload, utc_now(), idempotency_key
+        )
+        termination_registry.monitor(new_id)
+        with self._lock:
+            self._instances[new_id] = _OpenInstance(pfid_partition(new_id), {})
+            self._put(operation)
+        return new_id
+
+    def default_schema_version(self) -> dict[str, Any]:
+        """The configured registry's schema version (content-hashed id), or an empty one."""
+        registry = self._config.schema_registry
+        if not isinstance(registry, SchemaRegistry):
+            registry = SchemaRegistry()
+        return registry.to_agent_schema_version()
+
+    def mark_started(
+        self,
+        instance_id: str,
+        *,
+        started_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Queue the start of an instance."""
+        check_id("instance_id", instance_id)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        started = ensure_utc(started_at) or utc_now()
+        operation = Operation(
+            OperationType.START_AGENT_INSTANCE,
+            {"instance_id": instance_id},
+            started,
+            idempotency_key,
+        )
+        with self._lock:
+            self._put(operation)
+
+    def finish_instance(
+        self,
+        instance_id: str,
+        *,
+        status: str = "complete",
+        finished_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Queue the finish of an instance.
+
+        Spans of it that are still open are finished first as ``cancelled``, so the instance
+        never ends before its spans.
+        """
+        check_id("instance_id", instance_id)
+        status = check_status(status)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        finished = ensure_utc(finished_at) or utc_now()
+        with self._lock:
+            instance = self._instances.pop(instance_id, None)
+            if instance is not None:
+                for span_id in reversed(list(instance.spans)):
+                    self._finish_locked(span_id, "cancelled", None, finished)
+            self._put(
+                Operation(
+                    OperationType.FINISH_AGENT_INSTANCE,
+                    {"instance_id": instance_id, "status": status},
+                    finished,
+                    idempotency_key,
+                )
+            )
+        termination_registry.release(instance_id)
+
+    def record_quality(
+        self,
+        instance_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Queue a quality payload for an instance under ``name`` (None removes it)."""
+        check_id("instance_id", instance_id)
+        if not isinstance(name, str) or not name:
+            raise ValueError("name must be a non-empty string")
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        operation = Operation(
+            OperationType.RECORD_QUALITY,
+            {"instance_id": instance_id, "name": name, "payload": payload},
+            utc_now(),
+            idempotency_key,
+        )
+        with self._lock:
+            self._put(operation)
+
+    # -- spans ------------------------------------------------------------------------------
+
+    def create_span(
+        self,
+        instance_id: str,
+        schema_name: str,
+        *,
+        parent_span_id: str | None = None,
+        payload: Any = None,
+        started_at: datetime | None = None,
+        policy: PayloadPolicy | None = None,
+    ) -> str:
+        """Queue the create of a span; returns its id at once.
+
+        The parent is ``parent_span_id`` when given, otherwise the innermost open span of the
+        same instance in the current context (`SpanContextStack`).
+        """
+        return self._open_span(
+            instance_id, schema_name, parent_span_id, payload, started_at, policy, defer=False
+        )
+
+    def reserve_span(
+        self,
+        instance_id: str,
+        schema_name: str,
+        *,
+        parent_span_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        started_at: datetime | None = None,
+        policy: PayloadPolicy | None = None,
+    ) -> str:
+        """Like `create_span`, but hold the create back so `set_span_payload` can still add to
+        the payload. It is queued by `send_span`, by the first child, or with its finish (then
+        as one call)."""
+        return self._open_span(
+            instance_id, schema_name, parent_span_id, payload, started_at, policy, defer=True
+        )
+
+    def _open_span(
+        self,
+        instance_id: str,
+        schema_name: str,
+        parent_span_id: str | None,
+        payload: Any,
+        started_at: datetime | None,
+        policy: PayloadPolicy | None,
+        *,
+        defer: bool,
+    ) -> str:
+        check_id("instance_id", instance_id)
+        if not isinstance(schema_name, str) or not schema_name.strip():
+            raise ValueError("schema_name must be a non-empty string")
+        check_id("parent_span_id", parent_span_id, optional=True)
+        check_policy(policy)
+        started = ensure_utc(started_at) or utc_now()
+        candidate, foreign = self._pick_parent(instance_id, parent_span_id)
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            partition = instance.partition if instance is not None else pfid_partition(instance_id)
+            span_id = new_pfid(partition)
+            parent = candidate if foreign else self._resolve_parent(instance_id, candidate)
+            record = _OpenSpan(instance_id, parent, schema_name, policy)
+            self._spans[span_id] = record
+            if instance is not None:
+                instance.spans[span_id] = None
+            if defer:
+                record.deferred = _Deferred(dict(payload or {}), started, schema_name)
+            else:
+                self._queue_create(span_id, record, payload, started)
+        return span_id
+
+    def _queue_create(
+        self,
+        span_id: str,
+        record: _OpenSpan,
+        payload: Any,
+        started: datetime,
+        finish: tuple[str, Any, datetime] | None = None,
+    ) -> None:
+        data: dict[str, Any] = {
+            "span_id": span_id,
+            "instance_id": record.instance_id,
+            "schema_name": record.schema_name,
+            "parent_span_id": record.parent_id,
+            "payload": payload,
+        }
+        if finish is not None:
+            data["status"], data["result_payload"], data["finished_at"] = finish
+        metadata = {"policy": record.policy} if record.policy is not None else {}
+        operation = Operation(OperationType.CREATE_SPAN, data, started, None, metadata)
+        if not self._put(operation):
+            record.dropped = True
+
+    def _pick_parent(self, instance_id: str, parent_span_id: str | None) -> tuple[str | None, bool]:
+        """The parent candidate, and whether another client (tracer) owns it.
+
+        The explicit parent wins; otherwise the innermost open span of the same instance in
+        the current context. A parent owned by another tracer has its create queued first
+        (outside this tracer's lock, so two tracers never wait for each other).
+        """
+        if parent_span_id is not None:
+            if parent_span_id in self._spans:
+                return parent_span_id, False
+            other = _owner_of(parent_span_id, self)
+            if other is None:
+                return parent_span_id, False  # finished already, or made elsewhere: trust it
+            if other.instance_of(parent_span_id) != instance_id:
+                logger.debug("parent %s belongs to another instance; ignored", parent_span_id)
+                return None, True
+            other.send_span(parent_span_id)
+            return parent_span_id, True
+        for candidate in reversed(_stack.get()):
+            record = self._spans.get(candidate)
+            if record is not None:
+                if record.instance_id == instance_id:
+                    return candidate, False
+                continue
+            other = _owner_of(candidate, self)
+            if other is not None and other.instance_of(candidate) == instance_id:
+                other.send_span(candidate)
+                return candidate, True
+        return None, False
+
+    def _resolve_parent(self, instance_id: str, candidate: str | None) -> str | None:
+        """Under the lock: the parent to send for an own ``candidate``."""
+        if candidate is None:
+            return None
+        record = self._spans.get(candidate)
+        if record is None:
+            return candidate
+        if record.instance_id != instance_id:
+            logger.debug("parent %s belongs to another instance; ignored", candidate)
+            return None
+        return self._usable_parent(candidate)
+
+    def _usable_parent(self, span_id: str | None) -> str | None:
+        """``span_id``, or its nearest ancestor whose create was not dropped; sends a held-back
+        create first so the parent exists before its child."""
+        while span_id is not None:
+            record = self._spans.get(span_id)
+            if record is None:
+                return span_id
+            if record.deferred is not None:
+                self._send_deferred(span_id, record)
+            if not record.dropped:
+                return span_id
+            span_id = record.parent_id
+        return None
+
+    def _send_deferred(self, span_id: str, record: _OpenSpan) -> None:
+        deferred, record.deferred = record.deferred, None
+        if deferred is not None:
+            self._queue_create(span_id, record, deferred.payload, deferred.started_at)
+
+    def set_span_payload(self, span_id: str, payload: Mapping[str, Any]) -> bool:
+        """Merge ``payload`` into a held-back span's payload; False once it was queued."""
+        with self._lock:
+            record = self._spans.get(span_id)
+            if record is None or record.deferred is None:
+                return False
+            record.deferred.payload.update(payload)
+            return True
+
+    def send_span(self, span_id: str) -> None:
+        """Queue a held-back span's create now (no-op otherwise)."""
+        with self._lock:
+            record = self._spans.get(span_id)
+            if record is not None:
+                self._send_deferred(span_id, record)
+
+    def finish_span(
+        self,
+        span_id: str,
+        *,
+        status: str = "complete",
+        result_payload: Any = None,
+        finished_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Queue the finish of a span.
+
+        `ValueError` for an unknown status and `SpanNotFoundError` for an id this process never
+        issued. Finishing a span that is already finished does nothing.
+        """
+        status = check_status(status)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        finished = ensure_utc(finished_at) or utc_now()
+        with self._lock:
+            if not self._finish_locked(span_id, status, result_payload, finished, idempotency_key):
+                if not (isinstance(span_id, str) and issued_here(span_id)):
+                    raise SpanNotFoundError(str(span_id))
+                logger.debug("span %s was already finished", span_id)
+
+    def _finish_locked(
+        self,
+        span_id: str,
+        status: str,
+        result_payload: Any,
+        finished: datetime,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        record = self._spans.pop(span_id, None)
+        if record is None:
+            return False
+        instance = self._instances.get(record.instance_id)
+        if instance is not None:
+            instance.spans.pop(span_id, None)
+        deferred = record.deferred
+        if deferred is not None:
+            # Never sent: one create that already carries the finish.
+            record.deferred = None
+            self._queue_create(
+                span_id,
+                record,
+                deferred.payload,
+                deferred.started_at,
+                (status, result_payload, finished),
+            )
+            if not record.dropped:
+                self._export.counters.source_coalesced += 1
+        elif record.dropped:
+            self._export.counters.dropped += 1
+        else:
+            metadata = {"policy": record.policy} if record.policy is not None else {}
+            self._put(
+                Operation(
+                    OperationType.FINISH_SPAN,
+                    {
+                        "span_id": span_id,
+                        "instance_id": record.instance_id,
+                        "status": status,
+                        "result_payload": result_payload,
+                    },
+                    finished,
+                    idempotency_key,
+                    metadata,
+                )
+            )
+        return True
+
+    def instance_of(self, span_id: str) -> str | None:
+        """The instance of an open span of any client in this process (None once it finished
+        or if unknown)."""
+        record = self._spans.get(span_id)
+        if record is None:
+            other = _owner_of(span_id, self)
+            record = None if other is None else other._spans.get(span_id)
+        return None if record is None else record.instance_id
+
+    def parent_of(self, span_id: str) -> str | None:
+        """The parent id an open span was created with."""
+        record = self._spans.get(span_id)
+        return None if record is None else record.parent_id
+
+    def schema_of(self, span_id: str) -> str | None:
+        """The schema name of an open span."""
+        record = self._spans.get(span_id)
+        return None if record is None else record.schema_name
+
+    def is_open(self, span_id: str) -> bool:
+        """Whether ``span_id`` is an open span of this tracer."""
+        return span_id in self._spans
+
+    @property
+    def open_span_count(self) -> int:
+        """How many spans are open (created, not finished)."""
+        return len(self._spans)
+
+    @property
+    def open_instance_count(self) -> int:
+        """How many instances were started here and not finished."""
+        return len(self._instances)
+
+    # -- termination ------------------------------------------------------------------------
+
+    def is_terminated(self, instance_id: str) -> bool:
+        """Whether the platform terminated ``instance_id``."""
+        return termination_registry.is_terminated(instance_id)
+
+    def termination_reason(self, instance_id: str) -> str | None:
+        """The reason given when ``instance_id`` was terminated."""
+        return termination_registry.reason(instance_id)
+
+    def termination_monitor(self, instance_id: str) -> TerminationMonitor:
+        """The `TerminationMonitor` of ``instance_id``."""
+        return termination_registry.monitor(instance_id)
+
+    def on_termination(self, instance_id: str, callback: TerminationCallback) -> Callable[[], None]:
+        """Call ``callback(reason)`` when ``instance_id`` is terminated; returns unsubscribe."""
+        return termination_registry.monitor(instance_id).subscribe(callback)
+
+    def raise_if_terminated(self, instance_id: str) -> None:
+        """Raise `PrefactorTerminatedError` if ``instance_id`` was terminated."""
+        if termination_registry.is_terminated(instance_id):
+            raise PrefactorTerminatedError(
+                termination_registry.reason(instance_id), instance_id=instance_id
+            )
+
+    # -- draining and state -----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything queued was sent; False if something failed or timed out.
+
+        Clients sending to the same destination share one ordered pipe, so this also waits
+        for theirs. Returns False at once when called from the export thread.
+        """
+        return self._export.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """`flush` without blocking the event loop."""
+        return await self._export.aflush(timeout)
+
+    def stats(self) -> ExportStats:
+        """Counters and health of this client's export."""
+        return self._export.stats()
+
+    def _sweep(self) -> None:
+        with self._lock:
+            instance_ids = list(self._instances)
+            orphans = [
+                sid for sid, rec in self._spans.items() if rec.instance_id not in self._instances
+            ]
+        for instance_id in instance_ids:
+            self.finish_instance(instance_id, status="cancelled")
+        now = utc_now()
+        with self._lock:
+            for span_id in reversed(orphans):
+                self._finish_locked(span_id, "cancelled", None, now)
+
+    def close(self, timeout: float | None = None) -> int:
+        """Finish open spans and instances (``cancelled``), wait for delivery up to ``timeout``
+        (default ``shutdown_timeout``), then stop exporting. Returns how many operations were
+        not delivered (also logged). The tracer may be used again afterwards."""
+        self._sweep()
+        wait = self._config.queue_config.shutdown_timeout if timeout is None else timeout
+        return self._export.close(wait)
+
+    async def aclose(self, timeout: float | None = None) -> int:
+        """`close` without blocking the event loop."""
+        self._sweep()
+        wait = self._config.queue_config.shutdown_timeout if timeout is None else timeout
+        return await self._export.aclose(wait)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._export.after_fork_in_child()
+
+
+_live_tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
+_registry_lock = threading.Lock()
+
+
+def _tracers() -> list[Tracer]:
+    with _registry_lock:
+        return list(_live_tracers)
+
+
+def _owner_of(span_id: str, exclude: Tracer) -> Tracer | None:
+    """The other tracer (another client in this process) that has ``span_id`` open."""
+    for tracer in _tracers():
+        if tracer is not exclude and span_id in tracer._spans:
+            return tracer
+    return None
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for tracer in list(_live_tracers):
+        tracer._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
