@@ -1,5 +1,31 @@
-"""Trace LangChain, LangGraph and LlamaIndex agents into Prefactor."""
+"""Trace LangChain, LangGraph and LlamaIndex agents into Prefactor.
+
+With ``PREFACTOR_TRACING=true`` in the environment, importing this package is enough to trace
+every LangChain / LangGraph run of the process (when LangChain is installed).
+"""
+
+from __future__ import annotations
+
+import os
 
 from prefactor_http._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "flush"]
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Send everything traced so far in this process, waiting at most ``timeout`` seconds.
+
+    Returns True when nothing is left to send. Call it before a short-lived process (a script, a
+    serverless function, a worker task) exits.
+    """
+    from prefactor_core import flush_all
+
+    return bool(flush_all(timeout))
+
+
+if os.environ.get("PREFACTOR_TRACING", "").strip().lower() in {"1", "true", "yes", "on"}:
+    try:  # registers langchain-core's configure hook, which reads PREFACTOR_TRACING
+        from . import langchain as _langchain  # noqa: F401
+    except ImportError:  # LangChain is an optional extra
+        pass

@@ -1,0 +1,83 @@
+"""Bookkeeping shared by the framework adapters (API kept stable: extend, don't break).
+
+* :mod:`.runs` - :class:`RunTracker`: open runs grouped by root run (instance id, span id, last
+  activity), bounded, with an idle sweep, folding of plumbing runs (``fold``/``owner``) and a
+  memory of abandoned trees (``is_abandoned``/``mark_abandoned``); :func:`cancel_abandoned`
+  finishes an abandoned tree ``cancelled``.
+* :mod:`.ambient` - the ambient span (``SpanContextStack``) for nesting across frameworks:
+  ``ambient_parent``, ``prefer_deeper``, ``push_span``/``remove_span``, ``prune_closed``.
+* :mod:`.config` - the client from arguments or environment; agent/environment ids.
+* :mod:`.schema` - span-type specs -> agent schema version with a content-hash identifier.
+* :mod:`.errors` - :func:`error_info` and :class:`InternalErrors` (swallowed-error counter).
+* :mod:`.bounded` - :class:`BoundedMap`, a thread-safe LRU map.
+"""
+
+from __future__ import annotations
+
+from .ambient import (
+    ambient_parent,
+    ambient_span,
+    current_span_id,
+    prefer_deeper,
+    prune_closed,
+    push_span,
+    remove_span,
+    remove_spans,
+)
+from .bounded import BoundedMap
+from .config import (
+    ENV_AGENT_ID,
+    ENV_API_TOKEN,
+    ENV_API_URL,
+    ENV_ENVIRONMENT_ID,
+    PrefactorConfigurationError,
+    client_from_env,
+    env_flag,
+    resolve_agent_id,
+    resolve_client,
+    resolve_environment_id,
+)
+from .errors import InternalErrors, error_info
+from .runs import RootState, RunState, RunTracker, cancel_abandoned
+from .schema import (
+    SpanTypeSpec,
+    agent_version,
+    build_agent_schema_version,
+    content_hash,
+    object_schema,
+    register_span_types,
+)
+
+__all__ = [
+    "ENV_AGENT_ID",
+    "ENV_API_TOKEN",
+    "ENV_API_URL",
+    "ENV_ENVIRONMENT_ID",
+    "BoundedMap",
+    "InternalErrors",
+    "PrefactorConfigurationError",
+    "RootState",
+    "RunState",
+    "RunTracker",
+    "SpanTypeSpec",
+    "agent_version",
+    "ambient_parent",
+    "ambient_span",
+    "build_agent_schema_version",
+    "cancel_abandoned",
+    "client_from_env",
+    "content_hash",
+    "current_span_id",
+    "env_flag",
+    "error_info",
+    "object_schema",
+    "prefer_deeper",
+    "prune_closed",
+    "push_span",
+    "register_span_types",
+    "remove_span",
+    "remove_spans",
+    "resolve_agent_id",
+    "resolve_client",
+    "resolve_environment_id",
+]

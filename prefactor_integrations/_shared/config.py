@@ -1,0 +1,103 @@
+"""Finding the Prefactor client an adapter reports to: given explicitly, or from the environment."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefactor_core import PrefactorCoreClient
+
+__all__ = [
+    "ENV_AGENT_ID",
+    "ENV_API_TOKEN",
+    "ENV_API_URL",
+    "ENV_ENVIRONMENT_ID",
+    "PrefactorConfigurationError",
+    "client_from_env",
+    "env_flag",
+    "resolve_agent_id",
+    "resolve_client",
+    "resolve_environment_id",
+]
+
+ENV_API_URL = "PREFACTOR_API_URL"
+ENV_API_TOKEN = "PREFACTOR_API_TOKEN"
+ENV_AGENT_ID = "PREFACTOR_AGENT_ID"
+ENV_ENVIRONMENT_ID = "PREFACTOR_ENVIRONMENT_ID"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+_clients: dict[tuple[str, str, str | None], PrefactorCoreClient] = {}
+_clients_lock = threading.Lock()
+
+
+class PrefactorConfigurationError(ValueError):
+    """Raised when no client was given and the environment does not say how to build one."""
+
+
+def env_flag(name: str) -> bool:
+    """True when environment variable ``name`` is set to 1/true/yes/on (any case)."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def resolve_agent_id(agent_id: str | None) -> str | None:
+    """``agent_id`` if given, else ``PREFACTOR_AGENT_ID``, else None.
+
+    None is valid with a deployment-scoped token (the server derives the agent from it).
+    """
+    if agent_id:
+        return agent_id
+    return os.environ.get(ENV_AGENT_ID) or None
+
+
+def resolve_environment_id(environment_id: str | None) -> str | None:
+    """``environment_id`` if given, else ``PREFACTOR_ENVIRONMENT_ID``, else None."""
+    if environment_id:
+        return environment_id
+    return os.environ.get(ENV_ENVIRONMENT_ID) or None
+
+
+def client_from_env(*, sdk_entry: str | None = None) -> PrefactorCoreClient:
+    """A process-wide client built from ``PREFACTOR_API_URL`` and ``PREFACTOR_API_TOKEN``.
+
+    The same URL, token and SDK entry always give the same client object, so creating a handler
+    per request does not multiply clients. Raises :class:`PrefactorConfigurationError` naming the
+    missing variables.
+    """
+    url = os.environ.get(ENV_API_URL, "").strip()
+    token = os.environ.get(ENV_API_TOKEN, "").strip()
+    missing = [n for n, v in ((ENV_API_URL, url), (ENV_API_TOKEN, token)) if not v]
+    if missing:
+        raise PrefactorConfigurationError(
+            "Prefactor is not configured: no client was passed and the environment variable"
+            f"{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} not set. Set {ENV_API_URL} and "
+            f"{ENV_API_TOKEN} (and {ENV_AGENT_ID} unless the token is deployment-scoped), "
+            "or pass client=PrefactorCoreClient(...)."
+        )
+    key = (url, token, sdk_entry)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _build_client(url, token, sdk_entry)
+            _clients[key] = client
+        return client
+
+
+def resolve_client(client: Any = None, *, sdk_entry: str | None = None) -> PrefactorCoreClient:
+    """``client`` when given, else :func:`client_from_env`."""
+    if client is not None:
+        return client  # type: ignore[no-any-return]
+    return client_from_env(sdk_entry=sdk_entry)
+
+
+def _build_client(url: str, token: str, sdk_entry: str | None) -> PrefactorCoreClient:
+    from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
+    from prefactor_http.config import HttpClientConfig
+
+    config = PrefactorCoreConfig(http_config=HttpClientConfig(api_url=url, api_token=token))
+    if sdk_entry:
+        return PrefactorCoreClient(config, sdk_header_entry=sdk_entry)
+    return PrefactorCoreClient(config)

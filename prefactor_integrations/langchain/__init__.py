@@ -1,0 +1,26 @@
+"""LangChain and LangGraph tracing for Prefactor.
+
+>>> from prefactor_integrations.langchain import PrefactorCallbackHandler
+>>> handler = PrefactorCallbackHandler()          # PREFACTOR_API_URL / _TOKEN / _AGENT_ID
+>>> agent.invoke(inputs, config={"callbacks": [handler]})
+
+or ``instrument()`` once to trace every run in the process (``PREFACTOR_TRACING=true`` does the
+same once this module is imported), ``uninstrument()`` to stop.
+"""
+
+from __future__ import annotations
+
+from .._shared.config import PrefactorConfigurationError
+from .handler import PrefactorCallbackHandler
+from .instrument import ENV_TRACING, instrument, instrumented_handler, uninstrument
+from .schemas import LANGCHAIN_SPAN_TYPES
+
+__all__ = [
+    "ENV_TRACING",
+    "LANGCHAIN_SPAN_TYPES",
+    "PrefactorCallbackHandler",
+    "PrefactorConfigurationError",
+    "instrument",
+    "instrumented_handler",
+    "uninstrument",
+]
