@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", type=Path, default=DEFAULT_DB, help=f"database (default: {DEFAULT_DB})"
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of trees")
+    show.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write an HTML page with a waterfall of each trace instead of printing trees",
+    )
     show.add_argument("--agent", metavar="AGENT_ID", help="only instances of this agent")
     show.add_argument(
         "--limit", type=int, default=10, metavar="N", help="newest N instances (default: 10)"
@@ -154,7 +160,7 @@ def _open_existing(db: Path) -> TraceStore | None:
 
 
 def show(args: argparse.Namespace) -> int:
-    """Print traces as rich trees, or as JSON with `--json`."""
+    """Print traces as rich trees, as JSON with `--json`, or write an HTML page with `--html`."""
     from prefactor_local.render import render_traces
     from prefactor_local.trace import Trace, load_traces
 
@@ -175,7 +181,14 @@ def show(args: argparse.Namespace) -> int:
             traces = load_traces(store, agent_id=args.agent, limit=args.limit)
     finally:
         store.close()
-    if args.json:
+    if args.html is not None:
+        from prefactor_local.waterfall import render_html_page
+
+        path: Path = args.html
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html_page(traces), encoding="utf-8")
+        print(f"Wrote {len(traces)} trace{'' if len(traces) == 1 else 's'} to {path.resolve()}")
+    elif args.json:
         print(json.dumps([trace.to_dict() for trace in traces], indent=2))
     else:
         render_traces(traces, Console())

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefactor_local.store import TraceStore
 from prefactor_local.timeutil import parse_stored
@@ -26,6 +26,14 @@ def _millis(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
     return max((end - start).total_seconds() * 1000, 0.0)
+
+
+class TokenCounts(NamedTuple):
+    """Token usage of one span; a count the payload does not give is None."""
+
+    prompt: int | None
+    completion: int | None
+    total: int | None
 
 
 @dataclass
@@ -113,6 +121,10 @@ class SpanNode:
         if error:
             found["error"] = error
         return found
+
+    def token_counts(self) -> TokenCounts | None:
+        """Prompt, completion and total tokens from the result (else the params), if reported."""
+        return _token_counts(self.result_payload) or _token_counts(self.payload)
 
     def to_dict(self) -> dict[str, Any]:
         """The span JSON plus `duration_ms` and nested `children`."""
@@ -223,13 +235,29 @@ class Trace:
         data["spans"] = [root.to_dict() for root in self.roots]
         return data
 
+    def _repr_html_(self) -> str:
+        """The waterfall picture a notebook shows for a trace."""
+        from prefactor_local.waterfall import render_trace_html
+
+        return render_trace_html(self)
+
+
+class Traces(list[Trace]):
+    """A plain list of traces that a notebook shows as waterfalls."""
+
+    def _repr_html_(self) -> str:
+        """Every trace's waterfall, in order."""
+        from prefactor_local.waterfall import render_traces_html
+
+        return render_traces_html(self)
+
 
 def load_traces(
     store: TraceStore, *, agent_id: str | None = None, limit: int | None = None
-) -> list[Trace]:
+) -> Traces:
     """Traces of the newest instances first (optionally of one agent)."""
     instances = store.list_instances(agent_id, limit=limit)
-    return [Trace.build(instance, store.list_spans(instance["id"])) for instance in instances]
+    return Traces(Trace.build(instance, store.list_spans(instance["id"])) for instance in instances)
 
 
 # -- payload search ---------------------------------------------------------------------------
@@ -270,6 +298,25 @@ def _token_usage(data: Any) -> str | None:
     text = f"{prompt if prompt is not None else '?'} in / "
     text += f"{completion if completion is not None else '?'} out"
     return f"{text} ({total} total)" if total is not None else text
+
+
+def _token_counts(data: Any) -> TokenCounts | None:
+    usage = _find(data, _USAGE_KEYS)
+    if not isinstance(usage, dict):
+        return None
+
+    def count(keys: tuple[str, ...]) -> int | None:
+        value = next((usage[key] for key in keys if key in usage), None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    prompt = count(_INPUT_TOKEN_KEYS)
+    completion = count(_OUTPUT_TOKEN_KEYS)
+    total = count(("total_tokens",))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    if prompt is None and completion is None and total is None:
+        return None
+    return TokenCounts(prompt, completion, total)
 
 
 def _error_message(data: Mapping[str, Any], status: str) -> str | None:
