@@ -35,10 +35,6 @@ __all__ = [
 ]
 
 
-# The core's stack can remove an id in place; older stacks only offer push/pop.
-_native_remove = getattr(SpanContextStack, "remove", None)
-
-
 class InstanceResolver(Protocol):
     """The part of ``prefactor_core.tracer.Tracer`` this module needs."""
 
@@ -60,23 +56,16 @@ def remove_span(span_id: str) -> bool:
 
     Returns True if it was there. Spans above it stay, in order.
     """
-    if _native_remove is not None:
-        return bool(_native_remove(span_id))
-    return bool(remove_spans((span_id,)))
+    return SpanContextStack.remove(span_id)
 
 
 def remove_spans(span_ids: Collection[str]) -> int:
     """Remove every id in ``span_ids`` from the current context's stack; return how many."""
-    stack = SpanContextStack.get_stack()
-    if not stack or not any(s in span_ids for s in stack):
-        return 0
-    keep = [s for s in stack if s not in span_ids]
-    removed = len(stack) - len(keep)
-    # Rebuilt through push/pop, which replace the context's tuple: other contexts keep theirs.
-    while SpanContextStack.pop() is not None:
-        pass
-    for s in keep:
-        SpanContextStack.push(s)
+    present = {s for s in SpanContextStack.get_stack() if s in span_ids}
+    removed = 0
+    for span_id in present:
+        while SpanContextStack.remove(span_id):
+            removed += 1
     return removed
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prefactor_core import PrefactorCoreClient
@@ -86,10 +86,12 @@ def client_from_env(*, sdk_entry: str | None = None) -> PrefactorCoreClient:
         return client
 
 
-def resolve_client(client: Any = None, *, sdk_entry: str | None = None) -> PrefactorCoreClient:
+def resolve_client(
+    client: PrefactorCoreClient | None = None, *, sdk_entry: str | None = None
+) -> PrefactorCoreClient:
     """``client`` when given, else :func:`client_from_env`."""
     if client is not None:
-        return client  # type: ignore[no-any-return]
+        return client
     return client_from_env(sdk_entry=sdk_entry)
 
 

@@ -6,7 +6,8 @@ id of its parent. One tree is one Prefactor agent instance; every run in it is o
 
 :class:`RunTracker` keeps the open runs of every open tree in memory:
 
-* O(1) lookup of a run by id, thread-safe (one short lock, never held while calling out);
+* O(1) lookup of a run by id, thread-safe (one short lock, never held while calling out;
+  :meth:`RunTracker.peek` reads without it);
 * bounded: at most ``max_roots`` open trees and ``max_runs_per_root`` open runs per tree; the least
   recently active tree is evicted when full and handed to ``on_abandoned``;
 * an idle sweep: trees with no activity for ``idle_timeout`` seconds (their end never came: an
@@ -266,6 +267,14 @@ class RunTracker:
                     root.last_activity = self._clock()
                     self._roots.move_to_end(run.root_id)
             return run
+
+    def peek(self, run_id: Hashable) -> RunState | None:
+        """The open run ``run_id``, or None: lock-free, for hot lookups.
+
+        Unlike :meth:`get` it does not mark the tree active. A single dict read is atomic, so
+        the answer is the run as it was at some instant during the call.
+        """
+        return self._runs.get(run_id)
 
     def owner(self, run_id: Hashable) -> RunState | None:
         """The run that owns ``run_id``'s span: itself, or for a folded run its nearest traced

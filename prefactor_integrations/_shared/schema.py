@@ -6,16 +6,27 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = [
+    "ERROR_SCHEMA",
+    "FieldType",
+    "SpanFamily",
     "SpanTypeSpec",
     "agent_version",
+    "array_of",
     "build_agent_schema_version",
     "content_hash",
+    "object_of",
     "object_schema",
+    "properties",
     "register_span_types",
+    "span_type",
 ]
+
+FieldType: TypeAlias = "str | Mapping[str, Any]"
+"""A field's JSON type name (``"string"``, ``"integer"``, ...; ``"any"`` for no constraint) or a
+ready JSON schema."""
 
 
 def object_schema(properties: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -23,6 +34,31 @@ def object_schema(properties: Mapping[str, Any] | None = None, **extra: Any) -> 
     schema: dict[str, Any] = {"type": "object", "properties": dict(properties or {})}
     schema.update(extra)
     return schema
+
+
+def _field_schema(kind: FieldType) -> dict[str, Any]:
+    if not isinstance(kind, str):
+        return dict(kind)
+    return {} if kind == "any" else {"type": kind}
+
+
+def properties(fields: Mapping[str, FieldType]) -> dict[str, Any]:
+    """JSON-schema ``properties`` from ``{field: type name or schema}``."""
+    return {name: _field_schema(kind) for name, kind in fields.items()}
+
+
+def object_of(**fields: FieldType) -> dict[str, Any]:
+    """An object schema with the given fields, e.g. ``object_of(name="string", size="integer")``."""
+    return object_schema(properties(fields))
+
+
+def array_of(items: FieldType) -> dict[str, Any]:
+    """An array schema whose items have type (or schema) ``items``."""
+    return {"type": "array", "items": _field_schema(items)}
+
+
+ERROR_SCHEMA = object_of(error_type="string", message="string", stacktrace="string")
+"""The shape of :func:`~prefactor_integrations._shared.errors.error_info`."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +71,54 @@ class SpanTypeSpec:
     params_schema: Mapping[str, Any] = field(default_factory=object_schema)
     result_schema: Mapping[str, Any] | None = None
     template: str | None = None
+
+
+def span_type(
+    name: str,
+    title: str,
+    description: str,
+    *,
+    template: str | None = None,
+    params: Mapping[str, FieldType],
+    result: Mapping[str, FieldType] | None = None,
+) -> SpanTypeSpec:
+    """A :class:`SpanTypeSpec` whose params/result schemas are objects with the given fields."""
+    return SpanTypeSpec(
+        name=name,
+        title=title,
+        description=description,
+        params_schema=object_schema(properties(params)),
+        result_schema=object_schema(properties(result)) if result is not None else None,
+        template=template,
+    )
+
+
+@dataclass(frozen=True)
+class SpanFamily:
+    """Span types that share some params and result fields: call it like :func:`span_type`."""
+
+    params: Mapping[str, FieldType] = field(default_factory=dict)
+    result: Mapping[str, FieldType] = field(default_factory=dict)
+
+    def __call__(
+        self,
+        name: str,
+        title: str,
+        description: str,
+        template: str,
+        *,
+        params: Mapping[str, FieldType],
+        result: Mapping[str, FieldType],
+    ) -> SpanTypeSpec:
+        """A span type with the family's fields followed by ``params`` / ``result``."""
+        return span_type(
+            name,
+            title,
+            description,
+            template=template,
+            params={**self.params, **params},
+            result={**self.result, **result},
+        )
 
 
 def content_hash(value: Any, *, length: int = 16) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
+
+from .._shared.status import CANCELLATION
 
 __all__ = [
     "CANCELLATION",
@@ -31,14 +32,6 @@ except ImportError:  # LangGraph is optional: plain LangChain never raises these
 
     class Command:  # type: ignore[no-redef]
         """Placeholder: LangGraph is not installed."""
-
-
-# Exceptions that mean "stopped from outside", recorded as ``cancelled``.
-CANCELLATION: tuple[type[BaseException], ...] = (
-    asyncio.CancelledError,
-    GeneratorExit,
-    KeyboardInterrupt,
-)
 
 
 def is_command(value: Any) -> bool:

@@ -33,27 +33,25 @@ from prefactor_core.exceptions import PrefactorTerminatedError
 from prefactor_http._version import __version__
 
 from .._shared import (
+    AdapterSetup,
     BoundedMap,
     InternalErrors,
     RootState,
     RunState,
     RunTracker,
     ambient_parent,
-    build_agent_schema_version,
     cancel_abandoned,
     error_info,
+    flush_tracer,
     prefer_deeper,
     prune_closed,
     push_span,
     remove_span,
-    resolve_agent_id,
-    resolve_client,
-    resolve_environment_id,
+    run_stats,
+    status_for,
 )
-from .._shared.schema import agent_version as build_agent_version
 from . import payloads
 from ._control import (
-    CANCELLATION,
     GraphBubbleUp,
     GraphInterrupt,
     ParentCommand,
@@ -67,6 +65,9 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import LLMResult
+
+    from prefactor_core import PrefactorCoreClient, SchemaRegistry
+    from prefactor_http.models import InstancePurpose
 
 __all__ = ["PrefactorCallbackHandler"]
 
@@ -103,6 +104,24 @@ def _guarded(method: F) -> F:
 
     is_start = place.endswith("_start")
     return cast("F", wrapper)
+
+
+def _error_callback(name: str) -> Callable[..., None]:
+    """A guarded ``on_*_error`` callback: the run ends failed, cancelled or (for LangGraph
+    control flow) complete."""
+
+    def callback(
+        self: PrefactorCallbackHandler,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end_with_error(run_id, error)
+
+    callback.__name__ = callback.__qualname__ = name
+    return _guarded(callback)
 
 
 def _seq_step(tags: Sequence[str] | None) -> int | None:
@@ -207,52 +226,42 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
 
     def __init__(
         self,
-        client: Any = None,
+        client: PrefactorCoreClient | None = None,
         *,
         agent_id: str | None = None,
         agent_name: str | None = None,
         agent_version: str | None = None,
         environment_id: str | None = None,
-        purpose: str | None = None,
+        purpose: InstancePurpose | None = None,
         capture_content: bool = True,
         mask: Callable[[Any], Any] | None = None,
-        schema_registry: Any = None,
+        schema_registry: SchemaRegistry | None = None,
         max_open_runs: int = 4096,
         idle_timeout: float = 1800.0,
         max_document_chars: int = 2000,
         max_thread_links: int = 10_000,
     ) -> None:
         super().__init__()
-        self._client = resolve_client(client, sdk_entry=SDK_ENTRY)
-        self._tracer = self._client.tracer
-        self._agent_id = resolve_agent_id(agent_id)
-        self._environment_id = resolve_environment_id(environment_id)
-        self._purpose = purpose
+        setup = AdapterSetup.resolve(
+            client,
+            sdk_entry=SDK_ENTRY,
+            span_types=LANGCHAIN_SPAN_TYPES,
+            schema_prefix="langchain",
+            agent_name=agent_name or "langchain-agent",
+            agent_version_label=agent_version,
+            agent_id=agent_id,
+            environment_id=environment_id,
+            purpose=purpose,
+            mask=mask,
+            schema_registry=schema_registry,
+            use_client_registry=True,
+        )
+        self._client = setup.client
+        self._tracer = setup.tracer
+        self._settings = setup.settings
+        self._policy = setup.policy
         self._max_document_chars = max_document_chars
         self._capture = capture_content
-        self._policy: Any = None
-        if mask is not None:
-            from prefactor_core.payloads import PayloadPolicy
-
-            self._policy = PayloadPolicy(mask=mask)
-        registry = None
-        if schema_registry is None:
-            schema_registry = getattr(
-                getattr(self._client, "config", None), "schema_registry", None
-            )
-        if schema_registry is not None:
-            from prefactor_core import SchemaRegistry
-
-            registry = SchemaRegistry()
-            registry.merge(schema_registry)
-        self._schema_version = build_agent_schema_version(
-            LANGCHAIN_SPAN_TYPES, registry=registry, prefix="langchain"
-        )
-        self._agent_version = build_agent_version(
-            name=agent_name or "langchain-agent",
-            version=agent_version,
-            schema_version=self._schema_version,
-        )
         self._runs = RunTracker(
             on_abandoned=self._abandon, max_roots=max_open_runs, idle_timeout=idle_timeout
         )
@@ -266,38 +275,27 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
     # -- public API --------------------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
+    def client(self) -> PrefactorCoreClient:
         """The ``PrefactorCoreClient`` this handler reports to."""
         return self._client
 
     @property
     def agent_schema_version(self) -> dict[str, Any]:
         """The schema version registered with every instance (stable across runs)."""
-        return self._schema_version
+        return dict(self._settings.agent_schema_version)
 
     def instance_id_for_run(self, run_id: UUID) -> str | None:
         """The agent instance of an open run, or None."""
-        run = self._runs.get(run_id)
+        run = self._runs.peek(run_id)
         return None if run is None else run.instance_id
 
     def stats(self) -> dict[str, Any]:
         """Counters: open top-level runs and runs, abandoned trees, swallowed internal errors."""
-        return {
-            "open_roots": len(self._runs),
-            "open_runs": self._runs.open_runs,
-            "abandoned": self._runs.abandoned,
-            "untracked_runs": self._runs.rejected,
-            "internal_errors": self._errors.total,
-            "internal_errors_by_place": self._errors.by_place(),
-        }
+        return run_stats(self._runs, self._errors)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything traced so far was sent (or ``timeout`` passed); True if all."""
-        try:
-            return bool(self._tracer.flush(timeout))
-        except Exception as exc:
-            self._errors.record("flush", exc)
-            return False
+        return flush_tracer(self._tracer, self._errors, timeout)
 
     def sweep(self) -> int:
         """Finish ``cancelled`` every top-level run idle longer than ``idle_timeout``; count."""
@@ -359,11 +357,8 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
+        run = self._ending(run_id)
         if run is None:
-            return
-        if run.folded:
-            self._runs.close(run_id)
             return
         if is_command(outputs):
             result: dict[str, Any] = {"command": payloads.command_payload(outputs)}
@@ -375,16 +370,7 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
             self._note_interrupts(run, interrupts_of(outputs["__interrupt__"]))
         self._end(run, "complete", result)
 
-    @_guarded
-    def on_chain_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
+    on_chain_error = _error_callback("on_chain_error")
 
     @_guarded
     def on_agent_action(
@@ -504,23 +490,11 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
-        if run is None:
-            return
-        result = payloads.llm_result_payload(response)
-        self._add_streaming(run, result)
-        self._end(run, "complete", result)
+        run = self._ending(run_id)
+        if run is not None:
+            self._end(run, "complete", payloads.llm_result_payload(response))
 
-    @_guarded
-    def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
+    on_llm_error = _error_callback("on_llm_error")
 
     # -- tools and retrievers ----------------------------------------------------------------
 
@@ -561,20 +535,11 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
+        run = self._ending(run_id)
         if run is not None:
             self._end(run, "complete", payloads.tool_output_payload(output))
 
-    @_guarded
-    def on_tool_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
+    on_tool_error = _error_callback("on_tool_error")
 
     @_guarded
     def on_retriever_start(
@@ -604,21 +569,12 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
+        run = self._ending(run_id)
         if run is not None:
             result = payloads.documents_payload(documents, max_chars=self._max_document_chars)
             self._end(run, "complete", result)
 
-    @_guarded
-    def on_retriever_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
+    on_retriever_error = _error_callback("on_retriever_error")
 
     # -- internals: starting -----------------------------------------------------------------
 
@@ -753,14 +709,7 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
             self._raise_if_terminated(instance_id)
             owns = False
         else:
-            instance_id = self._tracer.start_instance(
-                agent_version=self._agent_version,
-                agent_schema_version=self._schema_version,
-                agent_id=self._agent_id,
-                environment_id=self._environment_id,
-                purpose=self._purpose,
-                external_identifier=str(run_id),
-            )
+            instance_id = self._settings.start_instance(self._tracer, str(run_id))
             parent_span = None
             owns = True
         try:
@@ -830,33 +779,39 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
 
     # -- internals: ending -------------------------------------------------------------------
 
-    def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
+    def _ending(self, run_id: UUID) -> RunState | None:
+        """The traced run an end/error callback is about, or None (unknown, or folded: then it
+        is closed here, since its span belongs to an ancestor)."""
         run = self._runs.get(run_id)
-        if run is None:
-            return
-        if run.folded:
+        if run is not None and run.folded:
             self._runs.close(run_id)
+            return None
+        return run
+
+    def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
+        run = self._ending(run_id)
+        if run is None:
             return
         status, result = self._error_outcome(error)
         if isinstance(error, GraphInterrupt):
             self._note_interrupts(run, result["interrupts"])
-        if run.schema_name == LLM:
-            self._add_streaming(run, result)
         self._end(run, status, result, check_termination=False)
 
-    def _error_outcome(self, error: BaseException) -> tuple[str, dict[str, Any]]:
+    @staticmethod
+    def _error_outcome(error: BaseException) -> tuple[str, dict[str, Any]]:
+        status = status_for(error, control_flow=(GraphBubbleUp,))
         if isinstance(error, PrefactorTerminatedError):
-            return "cancelled", {"terminated": True, "reason": getattr(error, "reason", None)}
-        if isinstance(error, GraphInterrupt):
-            return "complete", {"interrupted": True, "interrupts": interrupts_of(error)}
-        if isinstance(error, ParentCommand):
-            command = error.args[0] if error.args else None
-            return "complete", {"command": payloads.command_payload(command)}
-        if isinstance(error, GraphBubbleUp):
-            return "complete", {"bubble_up": type(error).__name__}
-        if isinstance(error, CANCELLATION):
-            return "cancelled", {"cancelled": True, "reason": type(error).__name__}
-        return "failed", {"error": error_info(error)}
+            return status, {"terminated": True, "reason": getattr(error, "reason", None)}
+        if status == "complete":
+            if isinstance(error, GraphInterrupt):
+                return status, {"interrupted": True, "interrupts": interrupts_of(error)}
+            if isinstance(error, ParentCommand):
+                command = error.args[0] if error.args else None
+                return status, {"command": payloads.command_payload(command)}
+            return status, {"bubble_up": type(error).__name__}
+        if status == "cancelled":
+            return status, {"cancelled": True, "reason": type(error).__name__}
+        return status, {"error": error_info(error)}
 
     def _end(
         self,
@@ -866,6 +821,8 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         *,
         check_termination: bool = True,
     ) -> None:
+        if run.schema_name == LLM:
+            self._add_streaming(run, result)
         if run.run_id == run.root_id:
             self._end_root(run, status, result, check_termination=check_termination)
             return

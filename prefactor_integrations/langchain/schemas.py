@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from .._shared.schema import SpanTypeSpec, object_schema
+from .._shared.schema import (
+    ERROR_SCHEMA,
+    FieldType,
+    SpanFamily,
+    SpanTypeSpec,
+    array_of,
+    object_of,
+)
 
 __all__ = [
     "AGENT",
@@ -23,159 +28,129 @@ LLM = "langchain:llm"
 TOOL = "langchain:tool"
 RETRIEVER = "langchain:retriever"
 
-_STR: dict[str, Any] = {"type": "string"}
-_INT: dict[str, Any] = {"type": "integer"}
-_NUM: dict[str, Any] = {"type": "number"}
-_BOOL: dict[str, Any] = {"type": "boolean"}
-_OBJ: dict[str, Any] = {"type": "object"}
-_ARR: dict[str, Any] = {"type": "array"}
-_ANY: dict[str, Any] = {}
-
-_ERROR = object_schema({"error_type": _STR, "message": _STR, "stacktrace": _STR})
-_EVENTS = {
-    "type": "array",
-    "items": object_schema({"name": _STR, "data": _ANY, "timestamp": _STR, "kind": _STR}),
+_COMMON_PARAMS: dict[str, FieldType] = {
+    "name": "string",
+    "tags": "array",
+    "metadata": "object",
+    "run_id": "string",
 }
-_COMMON_PARAMS = {"name": _STR, "tags": _ARR, "metadata": _OBJ, "run_id": _STR}
-_COMMON_RESULT = {"error": _ERROR, "events": _EVENTS, "cancelled": _BOOL, "reason": _STR}
-_TOKEN_USAGE = object_schema(
-    {
-        "prompt_tokens": _INT,
-        "completion_tokens": _INT,
-        "total_tokens": _INT,
-        "cache_read_tokens": _INT,
-        "cache_creation_tokens": _INT,
-        "reasoning_tokens": _INT,
-        "input_token_details": _OBJ,
-        "output_token_details": _OBJ,
-    }
+_COMMON_RESULT: dict[str, FieldType] = {
+    "error": ERROR_SCHEMA,
+    "events": array_of(object_of(name="string", data="any", timestamp="string", kind="string")),
+    "cancelled": "boolean",
+    "reason": "string",
+}
+_TOKEN_USAGE = object_of(
+    prompt_tokens="integer",
+    completion_tokens="integer",
+    total_tokens="integer",
+    cache_read_tokens="integer",
+    cache_creation_tokens="integer",
+    reasoning_tokens="integer",
+    input_token_details="object",
+    output_token_details="object",
 )
-_NODE_FIELDS = {
-    "node": _STR,
-    "step": _INT,
-    "triggers": {"type": "array", "items": _STR},
-    "path": _ARR,
-    "checkpoint_ns": _STR,
-}
+_STREAMING = object_of(
+    time_to_first_token_ms="number",
+    chunks="integer",
+    duration_ms="number",
+    chunks_per_second="number",
+)
+
+
+_span = SpanFamily(params=_COMMON_PARAMS, result=_COMMON_RESULT)
+
 
 LANGCHAIN_SPAN_TYPES: tuple[SpanTypeSpec, ...] = (
-    SpanTypeSpec(
-        name=AGENT,
-        title="LangChain Agent",
-        description="One top-level LangChain or LangGraph run (agent, graph or chain).",
-        template="{{name}}",
-        params_schema=object_schema(
-            {
-                **_COMMON_PARAMS,
-                "inputs": _OBJ,
-                "thread_id": _STR,
-                "resumed_from_instance_id": _STR,
-                "previous_instance_id": _STR,
-                "resumed": _BOOL,
-            }
-        ),
-        result_schema=object_schema(
-            {
-                **_COMMON_RESULT,
-                "outputs": _OBJ,
-                "interrupted": _BOOL,
-                "interrupts": _ARR,
-                "terminated": _BOOL,
-            }
-        ),
+    _span(
+        AGENT,
+        "LangChain Agent",
+        "One top-level LangChain or LangGraph run (agent, graph or chain).",
+        "{{name}}",
+        params={
+            "inputs": "object",
+            "thread_id": "string",
+            "resumed_from_instance_id": "string",
+            "previous_instance_id": "string",
+            "resumed": "boolean",
+        },
+        result={
+            "outputs": "object",
+            "interrupted": "boolean",
+            "interrupts": "array",
+            "terminated": "boolean",
+        },
     ),
-    SpanTypeSpec(
-        name=CHAIN,
-        title="Chain",
-        description="A runnable (chain, sequence, lambda, parser, prompt, subgraph) inside a run.",
-        template="{{name}}",
-        params_schema=object_schema({**_COMMON_PARAMS, "inputs": _OBJ}),
-        result_schema=object_schema({**_COMMON_RESULT, "outputs": _OBJ}),
+    _span(
+        CHAIN,
+        "Chain",
+        "A runnable (chain, sequence, lambda, parser, prompt, subgraph) inside a run.",
+        "{{name}}",
+        params={"inputs": "object"},
+        result={"outputs": "object"},
     ),
-    SpanTypeSpec(
-        name=NODE,
-        title="LangGraph Node",
-        description="One execution of a LangGraph graph node.",
-        template="{{node}}",
-        params_schema=object_schema({**_COMMON_PARAMS, **_NODE_FIELDS, "inputs": _OBJ}),
-        result_schema=object_schema(
-            {
-                **_COMMON_RESULT,
-                "outputs": _OBJ,
-                "updated_keys": {"type": "array", "items": _STR},
-                "interrupted": _BOOL,
-                "interrupts": _ARR,
-                "command": _OBJ,
-            }
-        ),
+    _span(
+        NODE,
+        "LangGraph Node",
+        "One execution of a LangGraph graph node.",
+        "{{node}}",
+        params={
+            "node": "string",
+            "step": "integer",
+            "triggers": array_of("string"),
+            "path": "array",
+            "checkpoint_ns": "string",
+            "inputs": "object",
+        },
+        result={
+            "outputs": "object",
+            "updated_keys": array_of("string"),
+            "interrupted": "boolean",
+            "interrupts": "array",
+            "command": "object",
+        },
     ),
-    SpanTypeSpec(
-        name=LLM,
-        title="LLM Call",
-        description="A call to a chat model or completion model.",
-        template="{{model_name}}",
-        params_schema=object_schema(
-            {
-                **_COMMON_PARAMS,
-                "model_name": _STR,
-                "provider": _STR,
-                "temperature": _NUM,
-                "max_tokens": _INT,
-                "inputs": object_schema(
-                    {"model": _STR, "messages": _ARR, "system": _STR, "prompts": _ARR}
-                ),
-                "tools": _ARR,
-                "invocation_params": _OBJ,
-            }
-        ),
-        result_schema=object_schema(
-            {
-                **_COMMON_RESULT,
-                "outputs": object_schema({"messages": _ARR, "content": _ANY}),
-                "token_usage": _TOKEN_USAGE,
-                "response_model": _STR,
-                "finish_reason": _ANY,
-                "streaming": object_schema(
-                    {
-                        "time_to_first_token_ms": _NUM,
-                        "chunks": _INT,
-                        "duration_ms": _NUM,
-                        "chunks_per_second": _NUM,
-                    }
-                ),
-            }
-        ),
+    _span(
+        LLM,
+        "LLM Call",
+        "A call to a chat model or completion model.",
+        "{{model_name}}",
+        params={
+            "model_name": "string",
+            "provider": "string",
+            "temperature": "number",
+            "max_tokens": "integer",
+            "inputs": object_of(model="string", messages="array", system="string", prompts="array"),
+            "tools": "array",
+            "invocation_params": "object",
+        },
+        result={
+            "outputs": object_of(messages="array", content="any"),
+            "token_usage": _TOKEN_USAGE,
+            "response_model": "string",
+            "finish_reason": "any",
+            "streaming": _STREAMING,
+        },
     ),
-    SpanTypeSpec(
-        name=TOOL,
-        title="Tool Call",
-        description="A LangChain tool execution.",
-        template="{{tool_name}}",
-        params_schema=object_schema(
-            {
-                **_COMMON_PARAMS,
-                "tool_name": _STR,
-                "description": _STR,
-                "tool_call_id": _STR,
-                "inputs": object_schema({"tool_name": _STR, "arguments": _ANY}),
-            }
-        ),
-        result_schema=object_schema(
-            {**_COMMON_RESULT, "outputs": object_schema({"output": _ANY, "status": _STR})}
-        ),
+    _span(
+        TOOL,
+        "Tool Call",
+        "A LangChain tool execution.",
+        "{{tool_name}}",
+        params={
+            "tool_name": "string",
+            "description": "string",
+            "tool_call_id": "string",
+            "inputs": object_of(tool_name="string", arguments="any"),
+        },
+        result={"outputs": object_of(output="any", status="string")},
     ),
-    SpanTypeSpec(
-        name=RETRIEVER,
-        title="Retrieval",
-        description="A retriever query and the documents it returned.",
-        template="{{query}}",
-        params_schema=object_schema({**_COMMON_PARAMS, "query": _STR}),
-        result_schema=object_schema(
-            {
-                **_COMMON_RESULT,
-                "outputs": object_schema({"documents": _ARR}),
-                "document_count": _INT,
-            }
-        ),
+    _span(
+        RETRIEVER,
+        "Retrieval",
+        "A retriever query and the documents it returned.",
+        "{{query}}",
+        params={"query": "string"},
+        result={"outputs": object_of(documents="array"), "document_count": "integer"},
     ),
 )

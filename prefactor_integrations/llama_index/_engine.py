@@ -37,6 +37,7 @@ from prefactor_core.exceptions import PrefactorTerminatedError
 
 from .._shared import (
     BoundedMap,
+    InstanceSettings,
     InternalErrors,
     RootState,
     RunTracker,
@@ -45,12 +46,14 @@ from .._shared import (
     error_info,
     prefer_deeper,
     push_span,
+    remove_span,
 )
+from .._shared import status_for as _status_for
 from . import _kinds as k
 from . import _payloads as p
 from . import _termination
 
-__all__ = ["Engine", "status_for"]
+__all__ = ["Engine", "InstanceSettings", "status_for"]
 
 _CANCEL_NAMES = frozenset({"WorkflowCancelledByUser"})
 _MAX_FOLDED = 50_000  # folded dispatcher spans remembered per traced span
@@ -59,20 +62,7 @@ _COMPLETE_NAMES = frozenset({"WorkflowDone"})
 
 def status_for(err: BaseException | None) -> str:
     """The finish status for a span LlamaIndex dropped with ``err``."""
-    if err is None:
-        return "failed"
-    name = type(err).__name__
-    if name in _COMPLETE_NAMES:
-        return "complete"
-    if (
-        isinstance(
-            err,
-            (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, PrefactorTerminatedError),
-        )
-        or name in _CANCEL_NAMES
-    ):
-        return "cancelled"
-    return "failed"
+    return _status_for(err, control_flow_names=_COMPLETE_NAMES, cancel_names=_CANCEL_NAMES)
 
 
 @dataclass(eq=False)
@@ -100,17 +90,6 @@ class _Rec:
     ended_streams: set[str] = field(default_factory=set)
     late: Any = None
     unsubscribe: Any = None
-
-
-@dataclass(frozen=True)
-class InstanceSettings:
-    """What every new agent instance is registered with."""
-
-    agent_version: Mapping[str, Any]
-    agent_schema_version: Mapping[str, Any]
-    agent_id: str | None = None
-    environment_id: str | None = None
-    purpose: str | None = None
 
 
 class Engine:
@@ -159,7 +138,7 @@ class Engine:
             return None
         rec = self._folded.get(run_id)
         if rec is None:
-            run = self.tracker.get(run_id)
+            run = self.tracker.peek(run_id)
             if run is None:
                 return None
             rec = run.data.get("rec")
@@ -335,15 +314,7 @@ class Engine:
                 instance_id, parent_span = foreign
                 owns = False
             else:
-                s = self.settings
-                instance_id = tracer.start_instance(
-                    agent_version=s.agent_version,
-                    agent_schema_version=s.agent_schema_version,
-                    agent_id=s.agent_id,
-                    environment_id=s.environment_id,
-                    purpose=s.purpose,
-                    external_identifier=id_,
-                )
+                instance_id = self.settings.start_instance(tracer, id_)
                 parent_span = None
                 owns = True
             span_id = tracer.create_span(
@@ -403,7 +374,7 @@ class Engine:
         if not isinstance(rec, _Rec) or rec.finalized:
             return
         method = rec.method
-        _leave(rec.span_id)
+        remove_span(rec.span_id)
         if dropped:
             status = status_for(err)
             if status == "failed" and err is not None:
@@ -581,7 +552,7 @@ class Engine:
                     status = "complete"
                     return
                 finally:
-                    _leave(rec.span_id)
+                    remove_span(rec.span_id)
                 self._safe_chunk(rec, item, parts, size)
                 yield item
         except GeneratorExit:
@@ -614,7 +585,7 @@ class Engine:
                     status = "complete"
                     return
                 finally:
-                    _leave(rec.span_id)
+                    remove_span(rec.span_id)
                 self._safe_chunk(rec, item, parts, size)
                 yield item
         except GeneratorExit:
@@ -683,18 +654,21 @@ class Engine:
         """Finish an idle, evicted or left-over tree: its open spans and instance ``cancelled``."""
         try:
             with self._lock:
+                recs: set[_Rec] = set()
                 for run in root.runs.values():
                     rec = run.data.get("rec")
                     if isinstance(rec, _Rec):
+                        recs.add(rec)
                         rec.finalized = True
                         self._by_span.pop(rec.span_id, None)
                         for run_id in rec.folded:
                             self._folded.pop(run_id, None)
                         if rec.is_root:
                             self._unwatch(rec)
-                        self._writer_holds = {
-                            key: r for key, r in self._writer_holds.items() if r is not rec
-                        }
+                if recs and self._writer_holds:
+                    self._writer_holds = {
+                        key: r for key, r in self._writer_holds.items() if r not in recs
+                    }
             cancel_abandoned(self.tracer, root, reason=reason)
         except Exception as exc:
             self.errors.record("abandoned", exc)
@@ -815,14 +789,6 @@ _EVENT_HANDLERS: dict[str, Any] = {
 
 def _is_stream(value: Any) -> bool:
     return inspect.isgenerator(value) or inspect.isasyncgen(value)
-
-
-def _leave(span_id: str) -> None:
-    """Take ``span_id`` off the current context's ambient stack (usually its top)."""
-    if SpanContextStack.peek() == span_id:
-        SpanContextStack.pop()
-    else:
-        SpanContextStack.remove(span_id)
 
 
 def _reason(err: BaseException | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index_instrumentation.base import BaseEvent
 from llama_index_instrumentation.event_handlers import BaseEventHandler
@@ -15,18 +15,15 @@ from pydantic import PrivateAttr
 
 from prefactor_http._version import __version__
 
-from .._shared import (
-    InternalErrors,
-    build_agent_schema_version,
-    resolve_agent_id,
-    resolve_client,
-    resolve_environment_id,
-)
-from .._shared.schema import agent_version as make_agent_version
+from .._shared import AdapterSetup, InternalErrors, flush_tracer, run_stats
 from . import _termination
-from ._engine import Engine, InstanceSettings
+from ._engine import Engine
 from ._payloads import CaptureOptions
 from .schemas import LLAMA_INDEX_SPAN_TYPES
+
+if TYPE_CHECKING:
+    from prefactor_core import PrefactorCoreClient, SchemaRegistry
+    from prefactor_http.models import InstancePurpose
 
 __all__ = ["SDK_ENTRY", "PrefactorEventHandler", "PrefactorSpanHandler"]
 
@@ -67,22 +64,22 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
     """
 
     _engine: Engine = PrivateAttr()
-    _client: Any = PrivateAttr(default=None)
+    _client: PrefactorCoreClient = PrivateAttr()
     _event_handler: PrefactorEventHandler | None = PrivateAttr(default=None)
 
     def __init__(
         self,
-        client: Any = None,
+        client: PrefactorCoreClient | None = None,
         *,
         agent_id: str | None = None,
         agent_name: str | None = None,
         agent_version: str | None = None,
         environment_id: str | None = None,
-        purpose: str | None = None,
+        purpose: InstancePurpose | None = None,
         capture_content: bool = True,
         capture_embeddings: bool = False,
         mask: Callable[[Any], Any] | None = None,
-        schema_registry: Any = None,
+        schema_registry: SchemaRegistry | None = None,
         trace_ingestion: bool = False,
         max_nodes: int = 50,
         max_text_chars: int = 4000,
@@ -90,44 +87,31 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
         enforce_termination: bool = True,
     ) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
-        core_client = resolve_client(client, sdk_entry=SDK_ENTRY)
-        registry = None
-        if schema_registry is not None:
-            from prefactor_core import SchemaRegistry
-
-            registry = SchemaRegistry()
-            registry.merge(schema_registry)
-        schema_version = build_agent_schema_version(
-            LLAMA_INDEX_SPAN_TYPES, registry=registry, prefix="llama-index"
-        )
-        policy: Any = None
-        if mask is not None:
-            from prefactor_core.payloads import PayloadPolicy
-
-            policy = PayloadPolicy(mask=mask)
-        settings = InstanceSettings(
-            agent_version=make_agent_version(
-                name=agent_name or "llama-index-agent",
-                version=agent_version,
-                schema_version=schema_version,
-                description="LlamaIndex application traced by prefactor-integrations",
-            ),
-            agent_schema_version=schema_version,
-            agent_id=resolve_agent_id(agent_id),
-            environment_id=resolve_environment_id(environment_id),
+        setup = AdapterSetup.resolve(
+            client,
+            sdk_entry=SDK_ENTRY,
+            span_types=LLAMA_INDEX_SPAN_TYPES,
+            schema_prefix="llama-index",
+            agent_name=agent_name or "llama-index-agent",
+            agent_version_label=agent_version,
+            description="LlamaIndex application traced by prefactor-integrations",
+            agent_id=agent_id,
+            environment_id=environment_id,
             purpose=purpose,
+            mask=mask,
+            schema_registry=schema_registry,
         )
-        self._client = core_client
+        self._client = setup.client
         self._engine = Engine(
-            core_client.tracer,
-            settings,
+            setup.tracer,
+            setup.settings,
             options=CaptureOptions(
                 capture_content=capture_content,
                 capture_embeddings=capture_embeddings,
                 max_nodes=max_nodes,
                 max_text_chars=max_text_chars,
             ),
-            policy=policy,
+            policy=setup.policy,
             trace_ingestion=trace_ingestion,
             errors=InternalErrors(_logger),
             idle_timeout=idle_timeout,
@@ -147,7 +131,7 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
         return self._event_handler
 
     @property
-    def client(self) -> Any:
+    def client(self) -> PrefactorCoreClient:
         """The ``PrefactorCoreClient`` this handler reports to."""
         return self._client
 
@@ -163,23 +147,11 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
 
     def stats(self) -> dict[str, Any]:
         """Counters: open top-level runs and spans, abandoned runs, swallowed internal errors."""
-        tracker = self._engine.tracker
-        return {
-            "open_roots": len(tracker),
-            "open_runs": tracker.open_runs,
-            "abandoned": tracker.abandoned,
-            "untracked_runs": tracker.rejected,
-            "internal_errors": self._engine.errors.total,
-            "internal_errors_by_place": self._engine.errors.by_place(),
-        }
+        return run_stats(self._engine.tracker, self._engine.errors)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything traced so far was sent (or ``timeout`` passed); True if all."""
-        try:
-            return bool(self._engine.tracer.flush(timeout))
-        except Exception as exc:
-            self._engine.errors.record("flush", exc)
-            return False
+        return flush_tracer(self._engine.tracer, self._engine.errors, timeout)
 
     def sweep(self) -> int:
         """Finish ``cancelled`` every run idle longer than ``idle_timeout``; return how many."""

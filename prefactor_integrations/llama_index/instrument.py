@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .handlers import PrefactorSpanHandler
+
+if TYPE_CHECKING:
+    from llama_index_instrumentation.dispatcher import Dispatcher
+
+    from prefactor_core import PrefactorCoreClient
 
 __all__ = ["instrument", "instrumented_handler", "uninstrument"]
 
@@ -14,19 +19,19 @@ _lock = threading.Lock()
 _active: PrefactorSpanHandler | None = None
 
 
-def _root_dispatcher() -> Any:
+def _root_dispatcher() -> Dispatcher:
     from llama_index_instrumentation import get_dispatcher
 
     return get_dispatcher()
 
 
 def instrument(
-    client: Any = None,
+    client: PrefactorCoreClient | None = None,
     *,
     agent_id: str | None = None,
     agent_name: str | None = None,
     capture_content: bool = True,
-    mask: Callable[..., Any] | None = None,
+    mask: Callable[[Any], Any] | None = None,
     **options: Any,
 ) -> PrefactorSpanHandler:
     """Trace every LlamaIndex query, chat, retrieval, agent and workflow run into Prefactor.
