@@ -10,7 +10,7 @@ import os
 
 from prefactor_http._version import __version__
 
-__all__ = ["__version__", "flush"]
+__all__ = ["__version__", "current_instance_id", "flush"]
 
 
 def flush(timeout: float = 10.0) -> bool:
@@ -22,6 +22,17 @@ def flush(timeout: float = 10.0) -> bool:
     from prefactor_core import flush_all
 
     return bool(flush_all(timeout))
+
+
+def current_instance_id() -> str | None:
+    """The Prefactor agent instance of the run being traced in this context, or None.
+
+    Call it inside a tool, graph node or query component, for example to record a quality
+    score on the run (``client.record_quality(current_instance_id(), ...)``) or to show the id.
+    """
+    from prefactor_core import current_instance_id as core_current_instance_id
+
+    return core_current_instance_id()
 
 
 if os.environ.get("PREFACTOR_TRACING", "").strip().lower() in {"1", "true", "yes", "on"}:

@@ -37,7 +37,7 @@ from prefactor_core.payloads import PayloadPolicy
 from prefactor_core.queue import InMemoryQueue, Queue, QueueClosedError, TaskExecutor
 from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_core.span_context import SpanContext
-from prefactor_core.tracer import Tracer
+from prefactor_core.tracer import Tracer, current_instance_id
 from prefactor_core.utils import (
     build_runtime_environment,
     generate_idempotency_key,
@@ -75,6 +75,7 @@ __all__ = [
     "Tracer",
     "__version__",
     "build_runtime_environment",
+    "current_instance_id",
     "flush_all",
     "generate_idempotency_key",
     "validate_idempotency_key",

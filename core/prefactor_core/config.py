@@ -39,6 +39,13 @@ class QueueConfig(BaseModel):
     - ``drop_policy``: see `DropPolicy`.
     - ``export_concurrency``: requests in flight at once, per client.
     - ``shutdown_timeout``: how long ``close()`` and interpreter exit wait for delivery.
+    - ``bulk_max_items``: when above 0, operations that may be sent now are batched into
+      ``POST /api/v1/bulk`` requests of at most this many items (opt-in; 0 sends one request
+      per operation). Only operations whose predecessors are done go into a request, so
+      per-instance order is kept; every item carries its operation's idempotency key, so a
+      retried request stores nothing twice; an item the server refuses is retried on its own.
+      One request may carry operations of up to ``bulk_max_items`` instances (instead of
+      ``num_workers``).
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -50,6 +57,7 @@ class QueueConfig(BaseModel):
     drop_policy: DropPolicy = "drop_spans_first"
     export_concurrency: int = Field(default=32, ge=1, le=1024)
     shutdown_timeout: float = Field(default=10.0, ge=0)
+    bulk_max_items: int = Field(default=0, ge=0, le=1000)
 
 
 class PrefactorCoreConfig(BaseModel):

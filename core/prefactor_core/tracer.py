@@ -41,7 +41,7 @@ from prefactor_core.validation import (
     check_status,
 )
 
-__all__ = ["FINISH_STATUSES", "Tracer"]
+__all__ = ["FINISH_STATUSES", "Tracer", "current_instance_id"]
 
 logger = logging.getLogger("prefactor_core")
 
@@ -90,6 +90,8 @@ class Tracer:
         self._lock = threading.Lock()
         self._spans: dict[str, _OpenSpan] = {}
         self._instances: dict[str, _OpenInstance] = {}
+        # In a forked child: the parent's open instances, which only the parent may finish.
+        self._forked_from: frozenset[str] = frozenset()
         with _registry_lock:
             _live_tracers.add(self)
 
@@ -253,6 +255,9 @@ class Tracer:
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         finished = ensure_utc(finished_at) or utc_now()
+        if instance_id in self._forked_from:
+            logger.debug("instance %s is the parent process's; not finished here", instance_id)
+            return
         with self._lock:
             instance = self._instances.pop(instance_id, None)
             if instance is not None:
@@ -636,7 +641,12 @@ class Tracer:
         return await self._export.aclose(wait)
 
     def _after_fork_in_child(self) -> None:
+        # What was open belongs to the parent, which sends its creates and finishes; the
+        # child forgets it, so nothing it does (nor its exit) repeats or cuts the parent's work.
         self._lock = threading.Lock()
+        self._forked_from = self._forked_from | frozenset(self._instances)
+        self._spans = {}
+        self._instances = {}
         self._export.after_fork_in_child()
 
 
@@ -654,6 +664,20 @@ def _owner_of(span_id: str, exclude: Tracer) -> Tracer | None:
     for tracer in _tracers():
         if tracer is not exclude and span_id in tracer._spans:
             return tracer
+    return None
+
+
+def current_instance_id() -> str | None:
+    """The agent instance of the innermost open span in the current context, or None.
+
+    Inside a traced tool, node or ``span()`` block this is the run's instance id, whichever
+    framework adapter or client opened it.
+    """
+    for span_id in reversed(_stack.get()):
+        for tracer in _tracers():
+            record = tracer._spans.get(span_id)
+            if record is not None:
+                return record.instance_id
     return None
 
 

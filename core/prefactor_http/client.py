@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import ipaddress
 import json
 import logging
+import os
+import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +40,27 @@ from prefactor_http.retry import RetryAttempt, RetryCallback, RetryPolicy, parse
 
 __all__ = ["DEFAULT_SDK_HEADER", "PrefactorHttpClient"]
 
+# httpx imports its transport stack on first use. Importing it now, in the importing thread,
+# keeps requests from ever importing a module: a process forked while a background thread is
+# half-way through an import finds that module broken (or its import lock held) in the child.
+_TRANSPORT_MODULES = ("certifi", "httpcore", "httpcore._backends.anyio", "anyio._backends._asyncio")
+
+
+def _preload_transport() -> None:
+    for name in _TRANSPORT_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part of the stack, or a layout that changed
+            pass
+
+
+_preload_transport()
+
 logger = logging.getLogger("prefactor_http")
+
+_attempt_deadline: Callable[[float | None], AbstractAsyncContextManager[Any]] | None = getattr(
+    asyncio, "timeout", None
+)
 
 DEFAULT_SDK_HEADER = f"prefactor-http@{__version__}"
 SNIPPET_LENGTH = 200
@@ -45,6 +69,35 @@ QueryParams = Mapping[str, str | int | float | bool | None]
 
 _plain_http_warned = False
 _plain_http_lock = threading.Lock()
+_tls_context: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """The process's TLS context for API connections (certifi's CAs, or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``), built on first use.
+
+    Building one loads a CA bundle under OpenSSL's locks for tens of milliseconds. Built once,
+    and first outside any background thread (the exporter builds it before starting its own),
+    so a process forked meanwhile never inherits those locks held by a thread it does not have.
+    """
+    global _tls_context
+    context = _tls_context
+    if context is None:
+        with _tls_lock:
+            if _tls_context is None:
+                _tls_context = httpx.create_ssl_context()
+            context = _tls_context
+    return context
+
+
+def _after_fork_in_child() -> None:
+    global _plain_http_lock, _tls_lock
+    _plain_http_lock = threading.Lock()
+    _tls_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _is_loopback_host(host: str | None) -> bool:
@@ -138,6 +191,7 @@ class PrefactorHttpClient:
         config = self._config
         self._http = httpx.AsyncClient(
             transport=self._transport,
+            verify=shared_tls_context(),
             timeout=httpx.Timeout(config.request_timeout, connect=config.connect_timeout),
             headers={
                 "Authorization": f"Bearer {config.api_token}",
@@ -146,6 +200,8 @@ class PrefactorHttpClient:
                 "X-Prefactor-SDK": self._sdk_header,
             },
             follow_redirects=False,
+            # A proxy from the environment cannot reach this machine's loopback server.
+            trust_env=not _is_loopback_host(urlsplit(config.api_url).hostname),
         )
 
     async def close(self) -> None:
@@ -247,12 +303,15 @@ class PrefactorHttpClient:
         started = time.perf_counter()
         try:
             # httpx bounds each phase; this bounds the whole attempt, as documented.
-            response = await asyncio.wait_for(
-                http.request(
-                    method, self._base_url + path, content=content, params=params, headers=headers
-                ),
-                timeout=self._config.request_timeout,
+            request = http.request(
+                method, self._base_url + path, content=content, params=params, headers=headers
             )
+            if _attempt_deadline is not None:
+                # A timer on the current task: cheaper than a task per attempt (wait_for).
+                async with _attempt_deadline(self._config.request_timeout):
+                    response = await request
+            else:  # pragma: no cover - Python 3.10
+                response = await asyncio.wait_for(request, timeout=self._config.request_timeout)
         except asyncio.TimeoutError as exc:
             self._log_attempt(method, path, "ReadTimeout", attempt, started)
             raise httpx.ReadTimeout(

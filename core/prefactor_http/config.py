@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,27 @@ DEFAULT_RETRY_STATUS_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
 
 _ENV_URL = "PREFACTOR_API_URL"
 _ENV_TOKEN = "PREFACTOR_API_TOKEN"
+
+
+# Visible ASCII only: anything else cannot travel in an Authorization header.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def _check_url(url: str) -> None:
+    """`ValueError` unless ``url`` is an http(s) base URL requests can be sent to."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ValueError(f"api_url must not contain spaces or control characters: {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as exc:
+        raise ValueError(f"api_url is not a valid URL ({exc}): {url!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"api_url must start with http:// or https://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"api_url has no host: {url!r}")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"api_url must not have a query or fragment: {url!r}")
 
 
 def _positive(name: str, value: float) -> None:
@@ -52,13 +74,16 @@ class HttpClientConfig:
         if not isinstance(self.api_url, str) or not self.api_url.strip():
             raise ValueError("api_url is required")
         self.api_url = self.api_url.strip()
-        parts = urlsplit(self.api_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"api_url must start with http:// or https://, got {self.api_url!r}")
-        if not parts.hostname:
-            raise ValueError(f"api_url has no host: {self.api_url!r}")
+        _check_url(self.api_url)
         if not isinstance(self.api_token, str) or not self.api_token.strip():
             raise ValueError("api_token is required")
+        self.api_token = self.api_token.strip()
+        if not _TOKEN_CHARS.fullmatch(self.api_token):
+            # Never echo the token: it is a secret even when it is malformed.
+            raise ValueError(
+                "api_token contains spaces, control or non-ASCII characters; "
+                "it cannot be sent as a bearer token"
+            )
 
         _positive("request_timeout", self.request_timeout)
         _positive("connect_timeout", self.connect_timeout)

@@ -196,7 +196,9 @@ class FaultInjector:
             # Take the body first: a client that gives up while we wait must not leave a
             # half-read request behind; the work is still done, as a real server would.
             _, receive = await buffer_body(receive, self.max_body_bytes)
-            await asyncio.sleep(config.latency_ms / 1000)
+            if not await self._hang(config.latency_ms / 1000):
+                await drop_connection(scope, send)  # the server is stopping
+                return
         decision = self.decide()
         record = extension(scope, RECORD)
         if record is not None and decision.kind is not None:

@@ -352,7 +352,7 @@ class LocalServer:
         target = url or format_url("127.0.0.1", DEFAULT_PORT)
         parts = urllib.parse.urlsplit(target)
         host = parts.hostname or "127.0.0.1"
-        port = parts.port or DEFAULT_PORT
+        port = DEFAULT_PORT if parts.port is None else parts.port
         path = Path(db_path) if db_path is not None else DEFAULT_DB_PATH
         chosen = token or os.environ.get("PREFACTOR_API_TOKEN") or None
         if chosen is None and path.exists():

@@ -780,7 +780,7 @@ class Service:
     # -- bulk -------------------------------------------------------------------------------
 
     def bulk(self, body: Any) -> dict[str, Any]:
-        """POST /api/v1/bulk: items run in order, each in its own transaction; stop at an error."""
+        """POST /api/v1/bulk: items run in order, each atomic on its own; stop at an error."""
         fields = require_object(body)
         items = fields.data.get("items")
         errors = fields.errors
@@ -807,14 +807,17 @@ class Service:
         errors.raise_if_any()
         assert isinstance(items, list)
         outputs: dict[str, Any] = {}
-        for item in items:
-            key = item["idempotency_key"]
-            try:
-                envelope = self._bulk_item(item)
-            except ApiError as exc:
-                outputs[key] = exc.to_body()
-                break
-            outputs[key] = envelope
+        # One transaction for the request, a savepoint per item: an item that fails leaves
+        # no trace, the ones before it are kept.
+        with self.store.write():
+            for item in items:
+                key = item["idempotency_key"]
+                try:
+                    envelope = self._bulk_item(item)
+                except ApiError as exc:
+                    outputs[key] = exc.to_body()
+                    break
+                outputs[key] = envelope
         return {"status": "success", "outputs": outputs}
 
     def _bulk_item(self, item: dict[str, Any]) -> Envelope:

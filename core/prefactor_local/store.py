@@ -138,6 +138,7 @@ class TraceStore:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._depth = 0  # open write transactions (savepoints inside the first), under _lock
 
     # -- connection -------------------------------------------------------------------------
 
@@ -185,16 +186,40 @@ class TraceStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back if the block raises."""
+        """One write transaction; rolled back if the block raises.
+
+        Nested inside another `write` of the same thread it is a savepoint instead: rolled
+        back alone if its block raises, committed with the outer transaction otherwise.
+        """
         with self._lock:
             conn = self._connection()
+            if self._depth:
+                yield from self._savepoint(conn)
+                return
             conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             conn.execute("COMMIT")
+
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        name = f"item{self._depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._depth -= 1
+        conn.execute(f"RELEASE {name}")
 
     # -- small key/value settings -------------------------------------------------------------
 

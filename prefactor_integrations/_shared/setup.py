@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from prefactor_core.validation import PURPOSES
 
 from .config import resolve_agent_id, resolve_client, resolve_environment_id
 from .errors import InternalErrors
@@ -96,7 +99,10 @@ class AdapterSetup:
 
         ``schema_registry`` entries win over ``span_types`` of the same name; with
         ``use_client_registry`` the client configuration's registry is used when none is given.
+        Raises ``ValueError`` for an unknown ``purpose``, here rather than inside every run.
         """
+        if purpose is not None and purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
         core_client = resolve_client(client, sdk_entry=sdk_entry)
         if schema_registry is None and use_client_registry:
             config = getattr(core_client, "config", None)
@@ -112,10 +118,8 @@ class AdapterSetup:
                 span_types, registry=registry, prefix=schema_prefix
             )
         policy: PayloadPolicy | None = None
-        if mask is not None:
-            from prefactor_core.payloads import PayloadPolicy
-
-            policy = PayloadPolicy(mask=mask)
+        if mask is not None:  # the handler's mask on top of the client's own payload policy
+            policy = dataclasses.replace(core_client.config.payload_policy, mask=mask)
         settings = InstanceSettings(
             agent_version=agent_version(
                 name=agent_name,

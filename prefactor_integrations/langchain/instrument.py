@@ -24,21 +24,22 @@ class _HandlerSlot:
 
     A real ``ContextVar`` would not do: a value set in one thread is invisible in threads the
     user starts later (a plain ``ThreadPoolExecutor``), so the slot is process-wide instead.
+    ``get()`` runs on every callback-manager set-up of every run, traced or not, so
+    ``PREFACTOR_TRACING`` is read once here (and again by :func:`instrument`), never per call.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.handler: PrefactorCallbackHandler | None = None
         self.disabled = False
+        self.env_enabled = env_flag(ENV_TRACING)
         self.env_handler: PrefactorCallbackHandler | None = None
         self.env_failed = False
 
     def get(self) -> PrefactorCallbackHandler | None:
         handler = self.handler
-        if handler is not None or self.disabled:
+        if handler is not None or self.disabled or not self.env_enabled:
             return handler
-        if not env_flag(ENV_TRACING):
-            return None
         return self._from_env()
 
     def _from_env(self) -> PrefactorCallbackHandler | None:
@@ -77,6 +78,7 @@ def instrument(
     with _slot._lock:
         _slot.handler = handler
         _slot.disabled = False
+        _slot.env_enabled = env_flag(ENV_TRACING)
     return handler
 
 

@@ -6,7 +6,8 @@ Shapes follow the published Prefactor LangChain SDK (``inputs``/``outputs``, ``M
 
 Everything here is cheap: containers are shallow-copied and framework objects (documents,
 pydantic models, arbitrary tool outputs) are handed over as they are; the core serialises,
-truncates and redacts them on its exporter thread.
+truncates and redacts them on its exporter thread. Chat messages are handed over in new lists
+wrapped in `Deferred`, so their conversion to ``Msg`` dicts also happens on that thread.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
+
+from prefactor_core.payloads import Deferred
 
 __all__ = [
     "chain_inputs",
@@ -95,10 +98,23 @@ def _messages(value: Sequence[Any]) -> list[Any]:
     return [message_dict(m) for m in value]
 
 
+def _message_text(message: BaseMessage) -> str:
+    return _text_of(message.content)[0]
+
+
+def _system_text(messages: Sequence[BaseMessage]) -> str:
+    return "\n".join(_message_text(m) for m in messages)
+
+
+def _lazy_messages(value: Sequence[Any]) -> Deferred:
+    """The messages in a new list, converted by ``message_dict`` in the export thread."""
+    return Deferred(_messages, list(value))
+
+
 def _shallow(value: Any) -> Any:
-    """One level of conversion: messages become dicts, containers are copied."""
+    """One level of preparation: containers are copied, messages are converted later."""
     if isinstance(value, BaseMessage):
-        return message_dict(value)
+        return Deferred(message_dict, value)
     if isinstance(value, Mapping):
         return {k: _convert_item(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -108,9 +124,9 @@ def _shallow(value: Any) -> Any:
 
 def _convert_item(value: Any) -> Any:
     if isinstance(value, BaseMessage):
-        return message_dict(value)
+        return Deferred(message_dict, value)
     if isinstance(value, list | tuple) and value and isinstance(value[0], BaseMessage):
-        return _messages(value)
+        return _lazy_messages(value)
     if isinstance(value, dict):
         return dict(value)
     if isinstance(value, list):
@@ -195,11 +211,10 @@ def llm_start_payload(
         payload["max_tokens"] = max_tokens
     inputs: dict[str, Any] = {"model": model}
     if messages is not None:
-        converted = _messages(messages)
-        system = [m["content"] for m in converted if isinstance(m, dict) and m["role"] == "system"]
-        inputs["messages"] = converted
+        inputs["messages"] = _lazy_messages(messages)
+        system = [m for m in messages if isinstance(m, BaseMessage) and m.type == "system"]
         if system:
-            inputs["system"] = "\n".join(system)
+            inputs["system"] = Deferred(_system_text, system)
     if prompts is not None:
         inputs["prompts"] = list(prompts)
     payload["inputs"] = inputs
@@ -312,14 +327,14 @@ def token_usage(response: LLMResult) -> dict[str, Any] | None:
 
 def llm_result_payload(response: LLMResult) -> dict[str, Any]:
     """Result of a ``langchain:llm`` span: ``outputs``, ``token_usage`` and response details."""
-    messages: list[Any] = []
+    messages: list[BaseMessage] = []
     texts: list[str] = []
     finish_reasons: list[Any] = []
     response_model: Any = None
     for generations in response.generations:
         for gen in generations:
             if isinstance(gen, ChatGeneration):
-                messages.append(message_dict(gen.message))
+                messages.append(gen.message)
                 meta = gen.message.response_metadata or {}
                 response_model = response_model or meta.get("model_name") or meta.get("model")
                 reason = meta.get("finish_reason") or meta.get("stop_reason")
@@ -328,9 +343,14 @@ def llm_result_payload(response: LLMResult) -> dict[str, Any]:
                 reason = (gen.generation_info or {}).get("finish_reason")
             if reason is not None:
                 finish_reasons.append(reason)
-    outputs: dict[str, Any] = {"messages": messages} if messages else {"content": texts}
-    if messages and len(messages) == 1 and isinstance(messages[0], dict):
-        outputs["content"] = messages[0].get("content")
+    outputs: dict[str, Any] = (
+        {"messages": Deferred(_messages, messages)} if messages else {"content": texts}
+    )
+    if len(messages) == 1:
+        content: Any = messages[0].content
+        if type(content) is not str:
+            content = Deferred(_message_text, messages[0])
+        outputs["content"] = content
     result: dict[str, Any] = {"outputs": outputs}
     usage = token_usage(response)
     if usage is not None:

@@ -65,8 +65,7 @@ def _model_from(instance: Any, source: str | None) -> Any:
     if source is None:
         return None
     if source == "metadata":
-        value = getattr(getattr(instance, "metadata", None), "model_name", None)
-        return None if value == "unknown" else value
+        return getattr(getattr(instance, "metadata", None), "model_name", None)
     return getattr(instance, source, None)
 
 
@@ -77,7 +76,7 @@ def model_name(instance: Any) -> str | None:
     cls = type(instance)
     if cls in _model_source:
         value = _model_from(instance, _model_source[cls])
-        return value if isinstance(value, str) and value else cls.__name__
+        return value if _is_model_name(value) else cls.__name__
     found: str | None = None
     fields = getattr(instance, "__dict__", None) or {}
     for attr in _MODEL_ATTRS:
@@ -88,11 +87,16 @@ def model_name(instance: Any) -> str | None:
         if isinstance(getattr(cls, "metadata", None), property):
             found = "metadata"
     value = _model_from(instance, found)
-    if not (isinstance(value, str) and value):
+    if not _is_model_name(value):
         found, value = None, None
     if len(_model_source) < 1024:
         _model_source[cls] = found
     return value if value is not None else cls.__name__
+
+
+def _is_model_name(value: object) -> bool:
+    """A real name: LlamaIndex fills ``model_name`` with "unknown" when it has none."""
+    return isinstance(value, str) and bool(value) and value.lower() != "unknown"
 
 
 def _cap(text: str, opts: CaptureOptions) -> str:

@@ -463,3 +463,15 @@ async def test_client_can_be_closed_and_opened_again(make_config: ConfigFactory)
     await client.open()
     assert (await client.validate_token())["status"] == "success"
     await client.close()
+
+
+async def test_a_loopback_api_is_reached_directly_when_a_proxy_is_set(
+    make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that accepts nothing: a loopback API routed through it would never answer.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with PrefactorHttpClient(make_config(max_retries=0)) as client:
+        assert await client.validate_token() is not None

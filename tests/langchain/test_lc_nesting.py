@@ -10,6 +10,7 @@ from _lc_support import check_instance, instances, no_open_ambient_span, outline
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 
+import prefactor_integrations
 from prefactor_integrations._shared import ambient_span, current_span_id
 from prefactor_integrations.langchain import PrefactorCallbackHandler
 from prefactor_local.server import LocalServer
@@ -165,3 +166,21 @@ async def test_open_runs_are_bounded_and_the_oldest_is_cancelled(
     assert statuses == ["cancelled", "complete", "complete"]
     assert handler.stats()["abandoned"] == 1
     handler.close()
+
+
+def test_current_instance_id_inside_a_tool_is_the_runs_instance(
+    local_server: LocalServer, handler: PrefactorCallbackHandler
+) -> None:
+    seen: list[str | None] = []
+
+    @tool
+    def where_am_i(question: str) -> str:
+        """Report the traced instance."""
+        seen.append(prefactor_integrations.current_instance_id())
+        return "here"
+
+    where_am_i.invoke({"question": "?"}, config={"callbacks": [handler]})
+    assert prefactor_integrations.flush(10)
+    assert prefactor_integrations.current_instance_id() is None
+    [instance] = instances(local_server)
+    assert seen == [instance["id"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from _lc_models import (
@@ -16,7 +17,9 @@ from _lc_models import (
 )
 from _lc_support import instances, make_client, spans_of, traced
 
-from prefactor_core import SchemaRegistry
+from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
+from prefactor_core.payloads import PayloadPolicy
+from prefactor_http import HttpClientConfig
 from prefactor_integrations.langchain import LANGCHAIN_SPAN_TYPES, PrefactorCallbackHandler
 from prefactor_local.server import LocalServer
 
@@ -174,6 +177,20 @@ def test_mask_runs_on_every_payload(local_server: LocalServer) -> None:
     traced(local_server, handler)
     (tool,) = spans_of(local_server, "langchain:tool")
     assert tool["payload"]["inputs"] == "[masked]"
+    handler.close()
+
+
+def test_mask_keeps_the_clients_payload_policy(local_server: LocalServer) -> None:
+    http = HttpClientConfig(api_url=local_server.url, api_token=local_server.token)
+    policy = PayloadPolicy(max_field_chars=20)
+    client = PrefactorCoreClient(PrefactorCoreConfig(http_config=http, payload_policy=policy))
+    handler = PrefactorCallbackHandler(client, mask=lambda payload: payload)
+    make_agent().invoke({"messages": [("user", "x" * 500)]}, {"callbacks": [handler]})
+
+    traced(local_server, handler)
+    (first_llm, *_) = spans_of(local_server, "langchain:llm")
+    stored = json.dumps(first_llm["payload"])
+    assert "x" * 21 not in stored and "truncated" in stored
     handler.close()
 
 

@@ -64,6 +64,7 @@ def test_query_is_one_instance_with_a_readable_tree(
 
     (embedding,) = of_type(spans, "llama_index:embedding")
     assert embedding["result_payload"] == {"count": 1, "dimension": 8}
+    assert embedding["payload"]["model"] == "MockEmbedding"  # not LlamaIndex's "unknown"
     assert parent_of(spans, embedding)["schema_name"] == "llama_index:retrieve"
 
     (llm,) = of_type(spans, "llama_index:llm")

@@ -18,8 +18,10 @@ import time
 from typing import Any
 
 from prefactor_core.export.channel import BufferItem, ExportChannel, ExportPipe
+from prefactor_core.export.lookups import LookupExecutor
 from prefactor_core.export.runtime import PipeRuntime
 from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_http.client import shared_tls_context
 
 __all__ = ["Exporter", "flush_all", "get_exporter"]
 
@@ -58,7 +60,12 @@ class Exporter:
         # Called with self._lock held.
         if self._loop is not None and self.running:
             return self._loop
+        try:
+            shared_tls_context()  # built here, never in the export thread (see there)
+        except Exception:  # e.g. a bad SSL_CERT_FILE: the export thread meets and reports it
+            pass
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(LookupExecutor())
         started = threading.Event()
         thread = threading.Thread(
             target=self._run_loop, args=(loop, started), name="prefactor-exporter", daemon=True
@@ -192,8 +199,14 @@ class Exporter:
             owner.closed = True
             undelivered += lost
         if undelivered:
+            counters = [owner.counters for owner in owners]
             logger.warning(
-                "Prefactor: %d operation(s) could not be delivered before shutdown", undelivered
+                "Prefactor: %d operation(s) could not be delivered before shutdown "
+                "(sent=%d, failed=%d, dropped=%d)",
+                undelivered,
+                sum(c.sent for c in counters),
+                sum(c.failed for c in counters),
+                sum(c.dropped for c in counters),
             )
         with self._lock:
             loop, thread = self._loop, self._thread

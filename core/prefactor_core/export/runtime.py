@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
@@ -36,8 +37,10 @@ class PipeRuntime:
 
     def __init__(self, pipe: ExportPipe) -> None:
         self.pipe = pipe
+        config = pipe.queue_config
+        # A bulk request carries operations of many instances at once.
         self.scheduler = Scheduler(
-            num_workers=pipe.queue_config.num_workers,
+            num_workers=max(config.num_workers, config.bulk_max_items),
             prepare=self._prepare,
             on_fail=self._on_fail,
             on_coalesce=self._on_coalesce,
@@ -116,30 +119,81 @@ class PipeRuntime:
 
     def _dispatch(self) -> None:
         limit = self.pipe.queue_config.export_concurrency
+        bulk = self.pipe.queue_config.bulk_max_items
         loop = asyncio.get_running_loop()
         while self.inflight < limit and not self.closing:
             job = self.scheduler.take()
             if job is None:
                 return
-            self.inflight += 1
-            task = loop.create_task(self._run(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if bulk > 1:
+                batches = self._batches(job, bulk)
+                if len(batches) > 1 or len(batches[0]) > 1:
+                    for batch in batches:
+                        self._start(loop, self._run_batch(batch))
+                    continue
+            self._start(loop, self._run(job))
+
+    def _batches(self, first: Job, size: int) -> list[list[Job]]:
+        """``first`` and up to ``size - 1`` more jobs that may be sent now, split by owner
+        (each owner has its own SDK header and retry settings)."""
+        by_owner: dict[int, list[Job]] = {id(first.owner): [first]}
+        for _ in range(size - 1):
+            job = self.scheduler.take()
+            if job is None:
+                break
+            by_owner.setdefault(id(job.owner), []).append(job)
+        return list(by_owner.values())
+
+    def _start(self, loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, None]) -> None:
+        self.inflight += 1
+        task = loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, job: Job) -> None:
         sender = self._sender(job.owner.sdk_header)
+        outcome = await self._send(sender, job)
+        self.inflight -= 1
+        self._settle(job, outcome)
+        self._dispatch()
+
+    async def _send(self, sender: Sender, job: Job) -> Outcome:
         try:
             await sender.open()
-            outcome = await sender.send(job)
+            return await sender.send(job)
         except asyncio.CancelledError:
-            outcome = Outcome(False, None)
+            return Outcome(False, None)
         except Exception as exc:  # a defect of ours: keep exporting everything else
             logger.exception("Prefactor export failed on a %s", job.type.name)
-            outcome = Outcome(False, exc)
-        self._finished(job, outcome)
+            return Outcome(False, exc)
 
-    def _finished(self, job: Job, outcome: Outcome) -> None:
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        """One bulk request; what it did not settle is sent one job at a time."""
+        sender = self._sender(jobs[0].owner.sdk_header)
+        outcomes: list[Outcome | None]
+        try:
+            await sender.open()
+            outcomes = await sender.send_bulk(jobs)
+        except asyncio.CancelledError:
+            outcomes = [Outcome(False, None)] * len(jobs)
+        except Exception:  # a defect of ours: fall back to single requests
+            logger.exception("Prefactor bulk export failed")
+            outcomes = [None] * len(jobs)
+        solo = [job for job, outcome in zip(jobs, outcomes, strict=True) if outcome is None]
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome is not None:
+                self._settle(job, outcome)
+        if solo and not self.closing:
+            results = await asyncio.gather(*(self._send(sender, job) for job in solo))
+            for job, outcome in zip(solo, results, strict=True):
+                self._settle(job, outcome)
+        elif solo:
+            for job in solo:
+                self._settle(job, Outcome(False, None))
         self.inflight -= 1
+        self._dispatch()
+
+    def _settle(self, job: Job, outcome: Outcome) -> None:
         counters = job.owner.counters
         if outcome.ok:
             counters.sent += 1
@@ -158,7 +212,6 @@ class PipeRuntime:
                 self._log_once(job, f"failed after {job.attempts} attempt(s)", outcome.error)
         self.scheduler.done(job, outcome.ok)
         self.pipe.buffer.task_done(job.ops)
-        self._dispatch()
 
     def _on_fail(self, job: Job, reason: str) -> None:
         self._give_up(job.owner, job.ops)

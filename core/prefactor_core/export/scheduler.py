@@ -15,7 +15,8 @@ This module does no I/O; the exporter feeds it operations and results.
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,24 @@ _MAX_ID_MAP = 10_000
 _FINISH_STATUSES = ("complete", "failed", "cancelled")
 
 Prepare = Callable[[Any, PayloadPolicy | None, "ExportChannel"], dict[str, Any] | None]
+
+# Idempotency keys of operations that came without one: random, shaped like a UUID4 string.
+# A process-local generator (reseeded in a forked child) spares a system call per job.
+_key_rng = random.Random(os.urandom(32))
+
+
+def _reseed_keys_after_fork() -> None:
+    _key_rng.seed(os.urandom(32))
+
+
+os.register_at_fork(after_in_child=_reseed_keys_after_fork)
+
+
+def _new_key() -> str:
+    bits = _key_rng.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(eq=False)
@@ -252,7 +271,7 @@ class Scheduler:
             self._ready(job)
 
     def _job(self, op: Operation, lane: Lane, owner: ExportChannel) -> Job:
-        job = Job(op, op.idempotency_key or str(uuid.uuid4()), lane, owner)
+        job = Job(op, op.idempotency_key or _new_key(), lane, owner)
         self.waiting.add(job)
         return job
 

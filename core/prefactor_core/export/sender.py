@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prefactor_core.export.bulk import apply_output, bulk_item, span_create_fields
 from prefactor_core.export.scheduler import Job, Lane
 from prefactor_core.monitoring.registry import termination_registry
 from prefactor_core.operations import OperationType
@@ -17,6 +18,9 @@ from prefactor_http.exceptions import (
     PrefactorAuthError,
     PrefactorRetryExhaustedError,
 )
+
+if TYPE_CHECKING:
+    from prefactor_core.export.channel import ExportChannel
 
 __all__ = ["Outcome", "Sender"]
 
@@ -40,6 +44,39 @@ def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, PrefactorRetryExhaustedError) and exc.last_error is not None:
         return exc.last_error
     return exc
+
+
+class _Retry:
+    """The retry schedule of one send: the HTTP policy's retries, then the queue's rounds."""
+
+    def __init__(self, owner: ExportChannel, rng: random.Random) -> None:
+        self.owner = owner
+        self.rng = rng
+        self.index = 0
+        self.rounds = 0
+        self.delay = 0.0
+
+    def failed(self, error: BaseException, stopping: bool) -> Outcome | None:
+        """Record a failed attempt; the final outcome, or None to retry after ``delay``."""
+        owner = self.owner
+        policy = owner.retry_policy
+        owner.last_attempt_failed = True
+        owner.last_error = f"{type(error).__name__}: {error}"
+        if isinstance(error, PrefactorAuthError):
+            return Outcome(False, error, auth=True)
+        if not policy.should_retry(error) or stopping:
+            return Outcome(False, error)
+        if self.index < policy.max_retries:
+            self.delay = policy.delay_for(error, self.index)
+            self.index += 1
+        elif self.rounds < owner.queue_config.max_retries:
+            base = owner.queue_config.retry_delay_base
+            self.delay = base * 2**self.rounds * self.rng.uniform(0.75, 1.25)
+            self.rounds += 1
+            self.index = 0
+        else:
+            return Outcome(False, error)
+        return None
 
 
 class Sender:
@@ -67,11 +104,7 @@ class Sender:
 
     async def send(self, job: Job) -> Outcome:
         """Send ``job`` until it succeeds, fails for good, or retries run out."""
-        retry_index = 0
-        rounds = 0
-        owner = job.owner
-        policy = owner.retry_policy
-        queue_config = owner.queue_config
+        retry = _Retry(job.owner, self._rng)
         while True:
             job.attempts += 1
             try:
@@ -79,29 +112,56 @@ class Sender:
             except Exception as raised:
                 error = _unwrap(raised)
                 if self._conflict_is_success(job, error):
-                    owner.last_attempt_failed = False
+                    job.owner.last_attempt_failed = False
                     return OK
-                owner.last_attempt_failed = True
-                owner.last_error = f"{type(error).__name__}: {error}"
-                if isinstance(error, PrefactorAuthError):
-                    return Outcome(False, error, auth=True)
-                if not policy.should_retry(error) or self.stopping:
-                    return Outcome(False, error)
-                if retry_index < policy.max_retries:
-                    delay = policy.delay_for(error, retry_index)
-                    retry_index += 1
-                elif rounds < queue_config.max_retries:
-                    base = queue_config.retry_delay_base
-                    delay = base * 2**rounds * self._rng.uniform(0.75, 1.25)
-                    rounds += 1
-                    retry_index = 0
-                else:
-                    return Outcome(False, error)
-                owner.counters.retried += 1
-                await asyncio.sleep(delay)
+                outcome = retry.failed(error, self.stopping)
+                if outcome is not None:
+                    return outcome
+                job.owner.counters.retried += 1
+                await asyncio.sleep(retry.delay)
             else:
-                owner.last_attempt_failed = False
+                job.owner.last_attempt_failed = False
                 return OK
+
+    async def send_bulk(self, jobs: list[Job]) -> list[Outcome | None]:
+        """Send ``jobs`` (all of one owner) as one ``POST /api/v1/bulk``, retried as a whole.
+
+        Returns an outcome per job, or None for a job the bulk request did not settle: an item
+        the server refused or did not reach, or every item when the server refused the bulk
+        request itself. Those are for `send` to retry one by one; their idempotency keys make
+        a repeat of anything the server already stored a replay.
+        """
+        owner = jobs[0].owner
+        retry = _Retry(owner, self._rng)
+        body = {"items": [bulk_item(job) for job in jobs]}
+        while True:
+            for job in jobs:
+                job.attempts += 1
+            try:
+                envelope = await self.http.request("POST", "/api/v1/bulk", json=body)
+            except Exception as raised:
+                error = _unwrap(raised)
+                outcome = retry.failed(error, self.stopping)
+                if outcome is None:
+                    owner.counters.retried += len(jobs)
+                    await asyncio.sleep(retry.delay)
+                    continue
+                if outcome.auth or self.stopping or owner.retry_policy.should_retry(error):
+                    return [outcome] * len(jobs)  # refused token, shutdown, retries exhausted
+                return [None] * len(jobs)  # the bulk request itself was refused
+            owner.last_attempt_failed = False
+            outputs = envelope.get("outputs")
+            if not isinstance(outputs, dict):
+                return [None] * len(jobs)
+            results: list[Outcome | None] = []
+            for job in jobs:
+                output = outputs.get(job.key)
+                if isinstance(output, dict) and output.get("status") == "success":
+                    apply_output(job, output)
+                    results.append(OK)
+                else:
+                    results.append(None)
+            return results
 
     @staticmethod
     def _conflict_is_success(job: Job, error: BaseException) -> bool:
@@ -171,31 +231,22 @@ class Sender:
             )
 
     async def _create_span(self, job: Job, lane: Lane) -> None:
-        op = job.op
-        data = op.payload
-        span_id = str(data["span_id"])
-        parent = job.span.parent_id if job.span is not None else data.get("parent_span_id")
-        status = job.terminal_status
-        finished_at = None
-        if job.finish_op is not None:
-            finished_at = job.finish_op.timestamp
-        elif status is not None:
-            finished_at = data.get("finished_at") or op.timestamp
+        fields = span_create_fields(job)
         span = await self.http.agent_spans.create(
-            lane.server_id,
-            str(data["schema_name"]),
-            status=status or "active",  # type: ignore[arg-type]
-            payload=job.payload or {},
-            result_payload=job.result_payload if status is not None else None,
-            id=span_id,
-            parent_span_id=None if parent is None else lane.server_span_id(parent),
-            started_at=data.get("started_at") or op.timestamp,
-            finished_at=finished_at,
+            fields["agent_instance_id"],
+            fields["schema_name"],
+            status=fields["status"],
+            payload=fields["payload"],
+            result_payload=fields["result_payload"],
+            id=fields["id"],
+            parent_span_id=fields["parent_span_id"],
+            started_at=fields["started_at"],
+            finished_at=fields["finished_at"],
             idempotency_key=job.key,
             control_signal_callback=self._terminator(lane),
         )
-        if span.id != span_id:
-            lane.map_span(span_id, span.id)
+        if span.id != fields["id"]:
+            lane.map_span(fields["id"], span.id)
 
     @staticmethod
     def _terminator(lane: Lane) -> Any:

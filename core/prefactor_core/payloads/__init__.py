@@ -15,7 +15,7 @@ from prefactor_core.payloads.policy import (
     PayloadPolicy,
 )
 from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
-from prefactor_core.payloads.serialize import Serializer, json_size
+from prefactor_core.payloads.serialize import Deferred, Serializer, json_size
 
 __all__ = [
     "DEFAULT_MAX_FIELD_CHARS",
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_SECRET_KEYS",
     "DEFAULT_SECRET_PATTERNS",
     "EXACT_POLICY",
+    "Deferred",
     "PayloadPolicy",
     "PreparedPayload",
     "prepare_payload",

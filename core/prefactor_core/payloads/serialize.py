@@ -14,7 +14,7 @@ import inspect
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import Enum
 from os import PathLike
@@ -23,7 +23,7 @@ from typing import Any
 from prefactor_core.payloads.policy import PayloadPolicy
 from prefactor_core.payloads.redact import Redactor
 
-__all__ = ["Serializer", "json_size"]
+__all__ = ["Deferred", "Serializer", "json_size"]
 
 REDACTED = "[REDACTED]"
 _SEQUENCE_TYPES = (list, tuple, set, frozenset)
@@ -61,6 +61,29 @@ def _safe_repr(obj: Any) -> str:
     except Exception:
         return f"<{_type_name(obj)} object>"
     return text if isinstance(text, str) else f"<{_type_name(obj)} object>"
+
+
+class Deferred:
+    """A payload value worked out in the export thread: ``fn(arg)``, when it is serialised.
+
+    Lets an adapter hand over a framework object (a list of chat messages, say) together with
+    the function that turns it into the shape to store, so that conversion costs the agent's
+    thread nothing. ``fn`` must only read ``arg``; what it returns is serialised as usual, and
+    if it raises, the value becomes a short note, like any unreadable object.
+    """
+
+    __slots__ = ("arg", "fn")
+
+    def __init__(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        self.fn = fn
+        self.arg = arg
+
+    def resolve(self) -> Any:
+        """The value: ``fn(arg)``."""
+        return self.fn(self.arg)
+
+    def __repr__(self) -> str:
+        return f"Deferred({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
 class Serializer:
@@ -190,6 +213,8 @@ class Serializer:
     # -- containers and objects -------------------------------------------------------------
 
     def _structured(self, obj: Any, depth: int) -> Any:
+        if type(obj) is Deferred:
+            return self.convert(obj.resolve(), depth)
         if isinstance(obj, Mapping):
             return self._mapping(obj, obj, depth)
         if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -245,11 +270,19 @@ class Serializer:
         try:
             items = list(mapping.items())
             total = len(items)
-            out: dict[str, Any] = {}
-            for index, (raw_key, value) in enumerate(items):
-                if index >= self.policy.max_items or self.budget <= 0:
-                    out["…"] = self._cut(f"[truncated {total - index} of {total} keys]")
+            order: list[int] | range = range(total)
+            small = [_is_small(value) for _, value in items]
+            if 0 < sum(small) < total:
+                # Small scalars take their share of the budget first, so a cut falls on bulky
+                # values, never on the fields that say what a payload is (names, ids, counts).
+                order = sorted(order, key=lambda index: not small[index])
+            kept: dict[int, tuple[str, Any]] = {}
+            cut: str | None = None
+            for position, index in enumerate(order):
+                if position >= self.policy.max_items or self.budget <= 0:
+                    cut = self._cut(f"[truncated {total - position} of {total} keys]")
                     break
+                raw_key, value = items[index]
                 name = self._key(raw_key)
                 self.budget -= len(name) + 4
                 if (
@@ -257,10 +290,13 @@ class Serializer:
                     and value is not None
                     and self.redactor.is_secret_key(name)
                 ):
-                    out[name] = REDACTED
+                    kept[index] = (name, REDACTED)
                     self.budget -= len(REDACTED)
                     continue
-                out[name] = self.convert(value, depth + 1)
+                kept[index] = (name, self.convert(value, depth + 1))
+            out = dict(kept[index] for index in sorted(kept))
+            if cut is not None:
+                out["…"] = cut
             return out
         finally:
             self._active.discard(key)
@@ -288,6 +324,20 @@ class Serializer:
             return out
         finally:
             self._active.discard(key)
+
+
+_SMALL_STRING = 200
+
+
+def _is_small(value: Any) -> bool:
+    kind = type(value)
+    return (
+        value is None
+        or kind is bool
+        or kind is int
+        or kind is float
+        or (kind is str and len(value) <= _SMALL_STRING)
+    )
 
 
 class _Nothing:

@@ -1,0 +1,81 @@
+"""The benchmark command runs end to end and prints a row for every benchmark (no timings
+are judged here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TITLES = (
+    "1 LangChain overhead",
+    "2 API latency",
+    "3 LlamaIndex overhead",
+    "4 Export throughput",
+    "5 Memory under outage",
+)
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
+    rows_file = tmp_path / "rows.json"
+    env = dict(os.environ, COLUMNS="200")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(rows_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for title in TITLES:
+        assert title in out, out
+    for case in (
+        "no callbacks",
+        "no-op BaseCallbackHandler",
+        "PrefactorCallbackHandler",
+        "server answers after 200 ms",
+        "instrument()",
+        "coalesced + bulk",
+        "server alone: POST /bulk",
+        "10,000 spans, server down",
+    ):
+        assert case in out, out
+    rows = json.loads(rows_file.read_text())["rows"]
+    assert {row["benchmark"] for row in rows} == set(TITLES)
+    throughput = [row for row in rows if row["benchmark"] == "4 Export throughput"]
+    assert all("NOT all stored" not in row["detail"] for row in throughput), throughput
+    assert "cores" in out and "python" in out
+
+
+def test_only_and_runs_select_what_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "memory", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "5 Memory under outage" in result.stdout
+    assert "1 LangChain overhead" not in result.stdout
+
+
+def test_unknown_benchmark_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

@@ -1,0 +1,304 @@
+"""Shared pieces of the reliability tests: a scripted agent, clients, and reads of what arrived.
+
+Also importable by the scripts the tests run in subprocesses (this folder is put on their
+``PYTHONPATH``), so a child process builds the very same agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool, tool
+
+from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, QueueConfig
+from prefactor_core.payloads import PayloadPolicy
+from prefactor_http.config import HttpClientConfig
+from prefactor_local.server import LocalServer
+
+HERE = Path(__file__).resolve().parent
+ANSWER = "The answer is 5"
+QUESTION = {"messages": [("user", "What is 2 + 3?")]}
+FINISHED = ("complete", "failed", "cancelled")
+
+# The span tree of one run of `make_agent()`'s agent, schema and name per line.
+AGENT_OUTLINE = (
+    "langchain:agent LangGraph",
+    "  langchain:node model",
+    "    langchain:llm scripted-1",
+    "  langchain:node tools",
+    "    langchain:tool add",
+    "  langchain:node model",
+    "    langchain:llm scripted-1",
+)
+SPANS_PER_RUN = len(AGENT_OUTLINE)
+
+
+class ScriptedChat(BaseChatModel):
+    """A chat model that calls ``tool_name`` once with ``tool_args``, then answers ``ANSWER``.
+
+    The reply depends only on the conversation, so one model serves many runs at once.
+    """
+
+    model_name: str = "scripted-1"
+    tool_name: str | None = None
+    tool_args: dict[str, Any] = {"a": 2, "b": 3}
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:
+        return self.bind(tools=[getattr(t, "name", str(t)) for t in tools])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = messages[-1] if messages else None
+        if self.tool_name and not isinstance(last, ToolMessage):
+            call = {"name": self.tool_name, "args": dict(self.tool_args), "id": "call-1"}
+            reply = AIMessage(content="Let me compute that", tool_calls=[call])
+        else:
+            reply = AIMessage(content=ANSWER)
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def make_agent(tools: Sequence[BaseTool] | None = None, **model_fields: Any) -> Any:
+    """``langchain.agents.create_agent`` with the scripted model calling the first tool."""
+    tools = list(tools) if tools is not None else [add]
+    model = ScriptedChat(tool_name=tools[0].name, **model_fields)
+    return create_agent(model, tools)
+
+
+def answer_of(result: Any) -> str:
+    """The agent's final answer."""
+    return str(result["messages"][-1].content)
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+def fast_http(server: LocalServer, **overrides: Any) -> HttpClientConfig:
+    """HTTP settings for ``server`` with short timeouts and quick retries."""
+    values: dict[str, Any] = {
+        "api_url": server.url,
+        "api_token": server.token,
+        "request_timeout": 5.0,
+        "max_retries": 4,
+        "initial_retry_delay": 0.01,
+        "max_retry_delay": 0.05,
+    }
+    values.update(overrides)
+    return HttpClientConfig(**values)
+
+
+def make_client(
+    http: HttpClientConfig,
+    *,
+    policy: PayloadPolicy | None = None,
+    poll: float | None = None,
+    **queue: Any,
+) -> PrefactorCoreClient:
+    """A core client; keyword arguments set `QueueConfig` fields."""
+    config = PrefactorCoreConfig(
+        http_config=http,
+        queue_config=QueueConfig(**queue),
+        payload_policy=policy or PayloadPolicy(),
+        termination_poll_interval=poll,
+    )
+    return PrefactorCoreClient(config)
+
+
+# -- what the server stored -------------------------------------------------------------------
+
+
+def all_spans(server: LocalServer) -> list[dict[str, Any]]:
+    """Every stored span of every instance."""
+    return [s for i in server.store.list_instances() for s in server.store.list_spans(i["id"])]
+
+
+def outline(spans: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The span tree as indented ``schema name`` lines, siblings in start order."""
+    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    ids = {s["id"] for s in spans}
+    for span in spans:
+        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
+        children[parent].append(span)
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for span in sorted(children[parent], key=lambda s: s["started_at"] or ""):
+            payload = span.get("payload") or {}
+            name = payload.get("tool_name") or payload.get("node") or payload.get("name") or ""
+            if span["schema_name"] == "langchain:llm":
+                name = payload.get("model_name") or name
+            lines.append(f"{'  ' * depth}{span['schema_name']} {name}".rstrip())
+            walk(span["id"], depth + 1)
+
+    walk(None, 0)
+    return tuple(lines)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Spans expected, stored, stored more than once, and missing."""
+
+    expected: int
+    stored: int
+    duplicated: int
+    lost: int
+
+
+def tally(server: LocalServer, runs: int, spans_per_run: int = SPANS_PER_RUN) -> Tally:
+    """Count the spans of ``runs`` agent runs: a span is one LangChain run id; it counts as
+    duplicated when it was stored more than once, and an instance as duplicated when two
+    instances were made for one top-level run."""
+    spans = all_spans(server)
+    per_run = Counter((s.get("payload") or {}).get("run_id") for s in spans)
+    per_root = Counter(i.get("external_identifier") for i in server.store.list_instances())
+    duplicated = sum(n - 1 for n in per_run.values() if n > 1)
+    duplicated += sum(n - 1 for n in per_root.values() if n > 1)
+    expected = runs * spans_per_run
+    distinct = len(per_run)
+    return Tally(expected, len(spans), duplicated, max(0, expected - distinct))
+
+
+def check_runs(server: LocalServer, runs: int, *, status: str = "complete") -> Tally:
+    """Every instance stored once, finished with ``status``, with the agent's whole tree."""
+    instances = server.store.list_instances()
+    assert len(instances) == runs, [i["external_identifier"] for i in instances]
+    for instance in instances:
+        assert instance["status"] == status, instance
+        spans = server.store.list_spans(instance["id"])
+        assert outline(spans) == AGENT_OUTLINE, "\n".join(outline(spans))
+        assert all(s["status"] in FINISHED and s["finished_at"] for s in spans)
+    return tally(server, runs)
+
+
+def raw_rows(server: LocalServer) -> Iterator[tuple[str, str | None, str | None]]:
+    """(span id, payload JSON text, result_payload JSON text) exactly as stored."""
+    with server.store.read() as conn:
+        rows = conn.execute("SELECT id, payload, result_payload FROM agent_spans").fetchall()
+    for row in rows:
+        yield str(row["id"]), row["payload"], row["result_payload"]
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON that must be standard (NaN and infinities are not)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def json_bytes(value: Any) -> int:
+    """Compact UTF-8 JSON size (the measure payload caps are given in)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def wire_bodies(server: LocalServer) -> bytes:
+    """Every request body the server received, concatenated."""
+    return b"\n".join(request.body for request in server.requests)
+
+
+# -- subprocesses -----------------------------------------------------------------------------
+
+
+# Put first in a script: once the exit-time drain is done, prints each client in ``CLIENTS``
+# with its ``stats()`` (registered before anything of ours, so it runs after all of it).
+STATS_AT_EXIT = """
+import atexit as _atexit, json as _json, os as _os
+
+CLIENTS = []
+
+
+@_atexit.register
+def _print_stats():
+    for _client in CLIENTS:
+        print("STATS", _os.getpid(), _json.dumps(_client.stats().as_dict()), flush=True)
+"""
+
+
+def exit_stats(stdout: str) -> list[dict[str, Any]]:
+    """The ``stats()`` each process printed at exit (see `STATS_AT_EXIT`)."""
+    return [
+        json.loads(line.split(" ", 2)[2])
+        for line in stdout.splitlines()
+        if line.startswith("STATS ")
+    ]
+
+
+def run_script(
+    script: str, server: LocalServer, *, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter pointed at ``server`` (``PREFACTOR_*`` set)."""
+    variables = dict(os.environ)
+    variables.update(server.env)
+    variables["PYTHONPATH"] = os.pathsep.join(
+        [str(HERE), *filter(None, [variables.get("PYTHONPATH")])]
+    )
+    variables.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=variables,
+        check=False,
+    )
+
+
+# -- the report table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the reliability table."""
+
+    scenario: str
+    operations: int
+    expected: int
+    stored: int
+    duplicated: int
+    lost: int
+
+
+REPORT: list[Row] = []
+
+
+def report(scenario: str, operations: int, counted: Tally) -> None:
+    """Add a line to the table printed at the end of the session."""
+    REPORT.append(
+        Row(
+            scenario,
+            operations,
+            counted.expected,
+            counted.stored,
+            counted.duplicated,
+            counted.lost,
+        )
+    )

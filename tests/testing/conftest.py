@@ -1,0 +1,3 @@
+"""The ``prefactor_trace`` fixture comes from the installed ``prefactor`` pytest plugin."""
+
+pytest_plugins = ["pytester"]
