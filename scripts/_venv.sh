@@ -13,8 +13,8 @@ fi
 stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
   echo "==> installing prefactor-integrations[$EXTRAS] (first run takes about a minute)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --progress-bar off -e "$ROOT[$EXTRAS]"
+  "$VENV/bin/python" -m pip install -qq --upgrade pip
+  "$VENV/bin/python" -m pip install -qq --progress-bar off -e "$ROOT[$EXTRAS]"
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
