@@ -64,6 +64,10 @@ class _OpenSpan:
     dropped: bool = False
     deferred: _Deferred | None = None
 
+    def metadata(self) -> dict[str, Any]:
+        """The operation metadata of this span's create and finish."""
+        return {"policy": self.policy} if self.policy is not None else {}
+
 
 @dataclass(eq=False)
 class _OpenInstance:
@@ -122,8 +126,7 @@ class Tracer:
         """Queue a prepared operation as is; whether the buffer accepted it."""
         if not isinstance(operation, Operation):
             raise TypeError(f"expected an Operation, got {type(operation).__name__}")
-        if operation.idempotency_key is not None:
-            validate_idempotency_key(operation.idempotency_key)
+        _check_key(operation.idempotency_key)
         with self._lock:
             return self._put(operation)
 
@@ -184,8 +187,7 @@ class Tracer:
         check_id("environment_id", environment_id, optional=True)
         if external_identifier is not None and not isinstance(external_identifier, str):
             raise TypeError("external_identifier must be a string")
-        if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
+        _check_key(idempotency_key)
         config = self._config
         schema = dict(agent_schema_version or self.default_schema_version())
         new_id = instance_id or new_pfid()
@@ -225,8 +227,7 @@ class Tracer:
     ) -> None:
         """Queue the start of an instance."""
         check_id("instance_id", instance_id)
-        if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
+        _check_key(idempotency_key)
         started = ensure_utc(started_at) or utc_now()
         operation = Operation(
             OperationType.START_AGENT_INSTANCE,
@@ -252,8 +253,7 @@ class Tracer:
         """
         check_id("instance_id", instance_id)
         status = check_status(status)
-        if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
+        _check_key(idempotency_key)
         finished = ensure_utc(finished_at) or utc_now()
         if instance_id in self._forked_from:
             logger.debug("instance %s is the parent process's; not finished here", instance_id)
@@ -285,8 +285,7 @@ class Tracer:
         check_id("instance_id", instance_id)
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty string")
-        if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
+        _check_key(idempotency_key)
         operation = Operation(
             OperationType.RECORD_QUALITY,
             {"instance_id": instance_id, "name": name, "payload": payload},
@@ -384,8 +383,7 @@ class Tracer:
         }
         if finish is not None:
             data["status"], data["result_payload"], data["finished_at"] = finish
-        metadata = {"policy": record.policy} if record.policy is not None else {}
-        operation = Operation(OperationType.CREATE_SPAN, data, started, None, metadata)
+        operation = Operation(OperationType.CREATE_SPAN, data, started, None, record.metadata())
         if not self._put(operation):
             record.dropped = True
 
@@ -481,8 +479,7 @@ class Tracer:
         issued. Finishing a span that is already finished does nothing.
         """
         status = check_status(status)
-        if idempotency_key is not None:
-            validate_idempotency_key(idempotency_key)
+        _check_key(idempotency_key)
         finished = ensure_utc(finished_at) or utc_now()
         with self._lock:
             if not self._finish_locked(span_id, status, result_payload, finished, idempotency_key):
@@ -520,7 +517,6 @@ class Tracer:
         elif record.dropped:
             self._export.counters.dropped += 1
         else:
-            metadata = {"policy": record.policy} if record.policy is not None else {}
             self._put(
                 Operation(
                     OperationType.FINISH_SPAN,
@@ -532,7 +528,7 @@ class Tracer:
                     },
                     finished,
                     idempotency_key,
-                    metadata,
+                    record.metadata(),
                 )
             )
         return True
@@ -613,7 +609,8 @@ class Tracer:
         """Counters and health of this client's export."""
         return self._export.stats()
 
-    def _sweep(self) -> None:
+    def _sweep(self, timeout: float | None) -> float:
+        """Finish what is open (``cancelled``); how long `close` may then wait."""
         with self._lock:
             instance_ids = list(self._instances)
             orphans = [
@@ -625,20 +622,17 @@ class Tracer:
         with self._lock:
             for span_id in reversed(orphans):
                 self._finish_locked(span_id, "cancelled", None, now)
+        return self._config.queue_config.shutdown_timeout if timeout is None else timeout
 
     def close(self, timeout: float | None = None) -> int:
         """Finish open spans and instances (``cancelled``), wait for delivery up to ``timeout``
         (default ``shutdown_timeout``), then stop exporting. Returns how many operations were
         not delivered (also logged). The tracer may be used again afterwards."""
-        self._sweep()
-        wait = self._config.queue_config.shutdown_timeout if timeout is None else timeout
-        return self._export.close(wait)
+        return self._export.close(self._sweep(timeout))
 
     async def aclose(self, timeout: float | None = None) -> int:
         """`close` without blocking the event loop."""
-        self._sweep()
-        wait = self._config.queue_config.shutdown_timeout if timeout is None else timeout
-        return await self._export.aclose(wait)
+        return await self._export.aclose(self._sweep(timeout))
 
     def _after_fork_in_child(self) -> None:
         # What was open belongs to the parent, which sends its creates and finishes; the
@@ -665,6 +659,11 @@ def _owner_of(span_id: str, exclude: Tracer) -> Tracer | None:
         if tracer is not exclude and span_id in tracer._spans:
             return tracer
     return None
+
+
+def _check_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None:
+        validate_idempotency_key(idempotency_key)
 
 
 def current_instance_id() -> str | None:

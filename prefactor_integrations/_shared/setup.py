@@ -91,6 +91,7 @@ class AdapterSetup:
         agent_id: str | None = None,
         environment_id: str | None = None,
         purpose: str | None = None,
+        capture_content: bool = True,
         mask: Callable[[Any], Any] | None = None,
         schema_registry: SchemaRegistry | None = None,
         use_client_registry: bool = False,
@@ -99,7 +100,9 @@ class AdapterSetup:
 
         ``schema_registry`` entries win over ``span_types`` of the same name; with
         ``use_client_registry`` the client configuration's registry is used when none is given.
-        Raises ``ValueError`` for an unknown ``purpose``, here rather than inside every run.
+        ``capture_content=False`` and ``mask`` are applied on top of the client's own payload
+        policy (texts then become sizes; names, ids and numbers stay). Raises ``ValueError`` for
+        an unknown ``purpose``, here rather than inside every run.
         """
         if purpose is not None and purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
@@ -117,9 +120,14 @@ class AdapterSetup:
             schema_version = build_agent_schema_version(
                 span_types, registry=registry, prefix=schema_prefix
             )
+        changes: dict[str, Any] = {}
+        if not capture_content:
+            changes["capture_content"] = False
+        if mask is not None:
+            changes["mask"] = mask
         policy: PayloadPolicy | None = None
-        if mask is not None:  # the handler's mask on top of the client's own payload policy
-            policy = dataclasses.replace(core_client.config.payload_policy, mask=mask)
+        if changes:
+            policy = dataclasses.replace(core_client.config.payload_policy, **changes)
         settings = InstanceSettings(
             agent_version=agent_version(
                 name=agent_name,

@@ -204,9 +204,10 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
             a hash of the name and span schemas, so the same code maps to the same version.
         environment_id: the Prefactor environment (default ``PREFACTOR_ENVIRONMENT_ID``).
         purpose: instance purpose: ``"live"``, ``"smoke_test"`` or ``"eval"``.
-        capture_content: when False, inputs, outputs, messages, tool arguments and results,
-            queries, documents and event data are left out; names, models, token usage,
-            timings and errors stay.
+        capture_content: when False, every text (inputs, outputs, messages, tool arguments and
+            results, queries, documents, metadata and tag values, error messages) is sent as its
+            size, e.g. ``"[42 chars]"``; the structure (keys, message roles, tool call names,
+            document counts), names, models, ids, token usage, timings and error types stay.
         mask: a callable applied by the core (off the agent's thread) to every payload before
             it is sent; what it returns is sent instead.
         schema_registry: a ``prefactor_core.SchemaRegistry`` with span types of your own
@@ -252,6 +253,7 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
             agent_id=agent_id,
             environment_id=environment_id,
             purpose=purpose,
+            capture_content=capture_content,
             mask=mask,
             schema_registry=schema_registry,
             use_client_registry=True,
@@ -261,7 +263,6 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         self._settings = setup.settings
         self._policy = setup.policy
         self._max_document_chars = max_document_chars
-        self._capture = capture_content
         self._runs = RunTracker(
             on_abandoned=self._abandon, max_roots=max_open_runs, idle_timeout=idle_timeout
         )
@@ -895,16 +896,12 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
     def _create(
         self, instance_id: str, schema: str, parent_span: str | None, payload: dict[str, Any]
     ) -> str:
-        if not self._capture:
-            payload = payloads.strip_content(payload)
         span_id: str = self._tracer.create_span(
             instance_id, schema, parent_span_id=parent_span, payload=payload, policy=self._policy
         )
         return span_id
 
     def _finish(self, span_id: str, status: str, result: dict[str, Any]) -> None:
-        if not self._capture:
-            result = payloads.strip_content(result)
         self._tracer.finish_span(span_id, status=status, result_payload=result)
 
     def _raise_if_terminated(self, instance_id: str) -> None:

@@ -29,7 +29,6 @@ __all__ = [
     "llm_start_payload",
     "message_dict",
     "node_fields",
-    "strip_content",
     "token_usage",
     "tool_output_payload",
 ]
@@ -392,27 +391,6 @@ def _command_dict(command: Any) -> dict[str, Any]:
 def command_payload(command: Any) -> dict[str, Any]:
     """A LangGraph ``Command`` (or ``ParentCommand``'s command) as a plain dict."""
     return _command_dict(command)
-
-
-_CONTENT_INPUT_KEYS = ("model", "tool_name")
-
-
-def strip_content(payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` without message, input, output, query, document and event content.
-
-    Names, models, token usage, timings, counts and error information stay.
-    """
-    inputs = payload.pop("inputs", None)
-    if isinstance(inputs, Mapping):
-        kept = {k: inputs[k] for k in _CONTENT_INPUT_KEYS if k in inputs}
-        if kept:
-            payload["inputs"] = kept
-    payload.pop("outputs", None)
-    payload.pop("query", None)
-    events = payload.get("events")
-    if events:
-        payload["events"] = [{k: v for k, v in e.items() if k != "data"} for e in events]
-    return payload
 
 
 def documents_payload(documents: Sequence[Any], *, max_chars: int) -> dict[str, Any]:

@@ -518,11 +518,7 @@ class Engine:
             if "time_to_first_token_ms" not in rec.result:
                 rec.result["time_to_first_token_ms"] = (time.monotonic() - rec.started) * 1000.0
             rec.result["stream_chunks"] = rec.result.get("stream_chunks", 0) + 1
-        if (
-            self.options.capture_content
-            and isinstance(text, str)
-            and size[0] < self.options.max_text_chars
-        ):
+        if isinstance(text, str) and size[0] < self.options.max_text_chars:
             parts.append(text)
             size[0] += len(text)
 
@@ -640,10 +636,9 @@ class Engine:
 
     def _late_result(self, rec: _Rec) -> None:
         obj, rec.late = rec.late, None
-        if self.options.capture_content:
-            text = getattr(obj, "response", None)
-            if isinstance(text, str) and text:
-                rec.result["response"] = text[: self.options.max_text_chars]
+        text = getattr(obj, "response", None)
+        if isinstance(text, str) and text:
+            rec.result["response"] = text[: self.options.max_text_chars]
         exc = getattr(obj, "exception", None)
         if isinstance(exc, BaseException) and "error" not in rec.result:
             rec.result["error"] = error_info(exc)
@@ -712,7 +707,7 @@ class Engine:
         usage = p.token_usage(response)
         if usage:
             rec.result["token_usage"] = usage
-        if self.options.capture_content and response is not None:
+        if response is not None:
             message = getattr(response, "message", None)
             if message is not None:
                 rec.result["message"] = message
@@ -749,12 +744,11 @@ class Engine:
 
     def _ev_output(self, rec: _Rec, span_id: str, event: Any) -> None:
         output = getattr(event, "output", None)
-        if self.options.capture_content and output is not None:
+        if output is not None:
             rec.result["output_summary"] = output
 
     def _ev_structured_end(self, rec: _Rec, span_id: str, event: Any) -> None:
-        if self.options.capture_content:
-            rec.result["output"] = getattr(event, "output", None)
+        rec.result["output"] = getattr(event, "output", None)
 
     def _ev_stream_chat_error(self, rec: _Rec, span_id: str, event: Any) -> None:
         exc = getattr(event, "exception", None)

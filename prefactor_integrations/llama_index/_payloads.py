@@ -35,12 +35,10 @@ _SIMPLE = (str, int, float, bool, type(None))
 class CaptureOptions:
     """What the adapter captures.
 
-    ``capture_content=False`` leaves out every text a user or model produced (messages, prompts,
-    queries, responses, node text, tool arguments and outputs); sizes, names, timings and token
-    counts stay. ``capture_embeddings`` adds the vectors themselves (off by default).
+    Texts are always handed over; with ``capture_content=False`` the handler's payload policy
+    sends them as sizes. ``capture_embeddings`` adds the vectors themselves (off by default).
     """
 
-    capture_content: bool = True
     capture_embeddings: bool = False
     max_nodes: int = 50
     max_text_chars: int = 4000
@@ -116,16 +114,15 @@ def node_list(nodes: Any, opts: CaptureOptions) -> dict[str, Any]:
             "node_id": getattr(node, "node_id", None) or getattr(node, "id_", None),
             "score": getattr(item, "score", None),
         }
-        if opts.capture_content:
-            try:
-                text = node.get_content()
-            except Exception:
-                text = getattr(node, "text", None)
-            if isinstance(text, str):
-                entry["text"] = _cap(text, opts)
-            meta = getattr(node, "metadata", None)
-            if isinstance(meta, Mapping) and meta:
-                entry["metadata"] = dict(meta)
+        try:
+            text = node.get_content()
+        except Exception:
+            text = getattr(node, "text", None)
+        if isinstance(text, str):
+            entry["text"] = _cap(text, opts)
+        meta = getattr(node, "metadata", None)
+        if isinstance(meta, Mapping) and meta:
+            entry["metadata"] = dict(meta)
         out.append(entry)
     result: dict[str, Any] = {"node_count": len(items), "nodes": out}
     if len(items) > len(out):
@@ -203,7 +200,6 @@ def span_params(
 ) -> dict[str, Any]:
     """The span payload (its inputs) for a span of type ``kind``."""
     args = _args(bound)
-    content = opts.capture_content
     cls = type(instance).__name__ if instance is not None else None
     p: dict[str, Any] = {"name": name}
     if kind == k.LLM:
@@ -212,13 +208,12 @@ def span_params(
         messages = args.get("messages")
         if messages is not None:
             p["message_count"] = _len(messages)
-            if content:
-                p["messages"] = list(messages)
+            p["messages"] = list(messages)
         prompt = _first_arg(args, "prompt")
-        if prompt is not None and messages is None and content:
+        if prompt is not None and messages is None:
             p["prompt"] = _template_text(prompt)
         prompt_args = args.get("prompt_args")
-        if isinstance(prompt_args, Mapping) and prompt_args and content:
+        if isinstance(prompt_args, Mapping) and prompt_args:
             p["template_args"] = dict(prompt_args)
         output_cls = args.get("output_cls")
         if output_cls is not None:
@@ -229,23 +224,21 @@ def span_params(
     elif kind in (k.QUERY, k.RETRIEVE):
         p["engine" if kind == k.QUERY else "retriever"] = cls
         query = query_text(_first_arg(args, "str_or_query_bundle", "query_bundle", "query"))
-        if content and query is not None:
+        if query is not None:
             p["query"] = query
     elif kind == k.EMBEDDING:
         p.update(embed_class=cls, model=model_name(instance), operation=method)
         texts = _first_arg(args, "texts", "queries", "query", "text")
         if isinstance(texts, str):
             p["input_count"] = 1
-            if content:
-                p["inputs"] = [texts]
+            p["inputs"] = [texts]
         elif texts is not None:
             p["input_count"] = _len(texts)
-            if content:
-                p["inputs"] = list(_seq(texts))
+            p["inputs"] = list(_seq(texts))
     elif kind == k.SYNTHESIZE:
         p["synthesizer"] = cls
         query = query_text(_first_arg(args, "query", "query_str"))
-        if content and query is not None:
+        if query is not None:
             p["query"] = query
         nodes = args.get("nodes")
         if nodes is not None:
@@ -256,7 +249,7 @@ def span_params(
         if nodes is not None:
             p["node_count"] = _len(nodes)
         query = query_text(_first_arg(args, "query_bundle", "query_str", "query"))
-        if content and query is not None:
+        if query is not None:
             p["query"] = query
         for attr in ("top_n", "model"):
             value = getattr(instance, attr, None)
@@ -268,22 +261,21 @@ def span_params(
         description = getattr(meta, "description", None)
         if isinstance(description, str):
             p["description"] = _cap(description, opts)
-        if content:
-            p["arguments"] = _tool_arguments(args)
+        p["arguments"] = _tool_arguments(args)
     elif kind in (k.AGENT, k.WORKFLOW) and method == "run" and instance is not None:
         p.update(workflow=cls, kind="run")
         agent_name = getattr(instance, "name", None)
         if isinstance(agent_name, str):
             p["agent_name"] = agent_name
         start = args.get("start_event")
-        if start is not None and content:
+        if start is not None:
             p["input"] = _event_fields(start)
             user_msg = _get(start, "user_msg")
             if user_msg is not None:
                 p["user_msg"] = user_msg
         if tags:
             summary = tags.get("llamaindex.start_event")
-            if summary is not None and content:
+            if summary is not None:
                 p["input_summary"] = summary
             run_id = tags.get("llamaindex.run_id")
             if run_id is not None:
@@ -293,22 +285,21 @@ def span_params(
         p.update(workflow=workflow or None, step=step, kind="step")
         if tags:
             p["input_event"] = tags.get("llamaindex.step.input_event")
-            if content:
-                p["input_summary"] = tags.get("llamaindex.step.input_summary")
+            p["input_summary"] = tags.get("llamaindex.step.input_summary")
             run_id = tags.get("llamaindex.run_id")
             if run_id is not None:
                 p["run_id"] = run_id
     elif kind == k.AGENT:
         p.update(engine=cls, operation=method, kind="chat")
         message = _first_arg(args, "message")
-        if content and message is not None:
+        if message is not None:
             p["message"] = message
         history = args.get("chat_history")
         if history is not None:
             p["chat_history_length"] = _len(history)
     else:
         args.pop("self", None)
-        if content and args:
+        if args:
             p["arguments"] = args
         if cls is not None:
             p["class"] = cls
@@ -453,7 +444,6 @@ def stop_output(result: Any) -> Any:
 
 def exit_result(kind: str, method: str, result: Any, opts: CaptureOptions) -> dict[str, Any]:
     """Result-payload fields from what the span's method returned (streams are handled apart)."""
-    content = opts.capture_content
     r: dict[str, Any] = {}
     if result is None:
         return r
@@ -461,16 +451,15 @@ def exit_result(kind: str, method: str, result: Any, opts: CaptureOptions) -> di
         usage = token_usage(result)
         if usage:
             r["token_usage"] = usage
-        if content:
-            if isinstance(result, str):
-                r["response"] = result
-            elif hasattr(result, "message"):
-                r["message"] = result.message
-                r["response"] = response_text(result)
-            elif hasattr(result, "text"):
-                r["response"] = response_text(result)
-            elif _is_structured(result):
-                r["output"] = result
+        if isinstance(result, str):
+            r["response"] = result
+        elif hasattr(result, "message"):
+            r["message"] = result.message
+            r["response"] = response_text(result)
+        elif hasattr(result, "text"):
+            r["response"] = response_text(result)
+        elif _is_structured(result):
+            r["output"] = result
     elif kind == k.RETRIEVE or kind == k.RERANK:
         if isinstance(result, list):
             r.update(node_list(result, opts))
@@ -478,7 +467,7 @@ def exit_result(kind: str, method: str, result: Any, opts: CaptureOptions) -> di
         r.update(_embedding_summary(result, opts))
     elif kind in (k.QUERY, k.SYNTHESIZE) or (kind == k.AGENT and method != "run"):
         text = response_text(result)
-        if content and isinstance(text, str):
+        if isinstance(text, str):
             r["response"] = text
         sources = getattr(result, "source_nodes", None)
         if sources is not None:
@@ -489,17 +478,15 @@ def exit_result(kind: str, method: str, result: Any, opts: CaptureOptions) -> di
     elif kind == k.TOOL:
         if hasattr(result, "is_error"):
             r["is_error"] = bool(getattr(result, "is_error", False))
-            if content:
-                r["output"] = getattr(result, "content", None)
-        elif content:
+            r["output"] = getattr(result, "content", None)
+        else:
             r["output"] = result
     elif kind in (k.AGENT, k.WORKFLOW):
         if method == "run":
-            if content:
-                r["output"] = stop_output(result)
+            r["output"] = stop_output(result)
         else:
             r["output_event"] = type(result).__name__
-    elif content:
+    else:
         r["output"] = result
     return r
 

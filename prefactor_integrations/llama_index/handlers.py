@@ -49,8 +49,9 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
         environment_id: the Prefactor environment (default ``PREFACTOR_ENVIRONMENT_ID``).
         purpose: instance purpose: ``"live"``, ``"smoke_test"`` or ``"eval"``.
         capture_content: record texts (messages, prompts, queries, responses, node text and
-            metadata, tool arguments and outputs). With False they are left out; names, models,
-            sizes, token usage, timings and errors stay.
+            metadata, tool arguments and outputs). With False each text is sent as its size,
+            e.g. ``"[42 chars]"``; the structure (keys, message roles, node counts), names,
+            models, ids, token usage, timings and error types stay.
         capture_embeddings: also record embedding vectors (off: only count and dimension).
         mask: a callable applied by the core (off the agent's thread) to every payload before
             it is sent; what it returns is sent instead.
@@ -98,6 +99,7 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
             agent_id=agent_id,
             environment_id=environment_id,
             purpose=purpose,
+            capture_content=capture_content,
             mask=mask,
             schema_registry=schema_registry,
         )
@@ -106,7 +108,6 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
             setup.tracer,
             setup.settings,
             options=CaptureOptions(
-                capture_content=capture_content,
                 capture_embeddings=capture_embeddings,
                 max_nodes=max_nodes,
                 max_text_chars=max_text_chars,

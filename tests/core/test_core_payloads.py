@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
+import pytest
 from _core_support import AGENT_VERSION, config_for, spans_by_id
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
@@ -249,6 +250,33 @@ def test_capture_content_false_keeps_structure_and_sizes() -> None:
         PayloadPolicy(capture_content=False),
     )
     assert data == {"prompt": "[16 chars]", "n": 3, "ok": True, "items": ["[2 chars]", "[3 bytes]"]}
+
+
+def test_capture_content_false_keeps_short_identifiers_of_keep_keys() -> None:
+    payload = {
+        "name": "search",
+        "model": "m" * 201,  # too long to be a name: a size
+        "tools": ["add", {"name": "lookup", "description": "finds things"}],
+        "messages": [{"role": "human", "content": "my secret"}],
+        "run_id": uuid.UUID(int=1),
+        "metadata": {"name": {"first": "Ann"}},
+        "error": {"error_type": "ValueError", "message": "bad input: my secret"},
+    }
+    data = roundtrip(payload, PayloadPolicy(capture_content=False))
+    assert data == {
+        "name": "search",
+        "model": "[201 chars]",
+        "tools": ["add", {"name": "lookup", "description": "[12 chars]"}],
+        "messages": [{"role": "human", "content": "[9 chars]"}],
+        "run_id": "00000000-0000-0000-0000-000000000001",
+        "metadata": {"name": {"first": "[3 chars]"}},
+        "error": {"error_type": "ValueError", "message": "[20 chars]"},
+    }
+    custom = PayloadPolicy(capture_content=False, keep_keys=["topic"])  # type: ignore[arg-type]
+    assert custom.keep_keys == frozenset({"topic"})
+    assert roundtrip({"topic": "ai", "name": "x"}, custom) == {"topic": "ai", "name": "[1 chars]"}
+    with pytest.raises(TypeError):
+        PayloadPolicy(keep_keys="name")  # type: ignore[arg-type]
 
 
 def test_mask_hook_sees_and_replaces_the_payload() -> None:

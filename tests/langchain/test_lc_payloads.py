@@ -147,21 +147,43 @@ def test_root_model_call_gets_an_agent_span_around_it(
     assert agent["result_payload"]["token_usage"]["total_tokens"] == 35
 
 
-def test_capture_content_false_keeps_structure_and_usage_only(local_server: LocalServer) -> None:
+def test_capture_content_false_sends_structure_names_and_sizes_but_no_text(
+    local_server: LocalServer,
+) -> None:
     handler = PrefactorCallbackHandler(make_client(local_server), capture_content=False)
-    make_agent().invoke(QUESTION, {"callbacks": [handler]})
+    config: Any = {
+        "callbacks": [handler],
+        "tags": ["private-tag"],
+        "metadata": {"customer": "Ada Lovelace"},
+    }
+    make_agent().invoke(QUESTION, config)
 
     traced(local_server, handler)
-    llm = spans_of(local_server, "langchain:llm")[0]
-    assert llm["payload"]["model_name"] == "scripted-1"
-    assert llm["payload"]["inputs"] == {"model": "scripted-1"}
-    assert "outputs" not in llm["result_payload"]
-    assert llm["result_payload"]["token_usage"]["total_tokens"] == 19
-    tool = spans_of(local_server, "langchain:tool")[0]
-    assert tool["payload"]["inputs"] == {"tool_name": "add"}
-    assert "outputs" not in tool["result_payload"]
-    stored = str([s["payload"] for s in spans_of(local_server, "langchain:agent")])
-    assert "2 + 3" not in stored
+    rows = [
+        s for kind in ("agent", "llm", "tool") for s in spans_of(local_server, f"langchain:{kind}")
+    ]
+    stored = json.dumps([(s["payload"], s["result_payload"]) for s in rows])
+    for text in ("2 + 3", ANSWER, "Let me compute that", "private-tag", "Ada Lovelace"):
+        assert text not in stored, text
+    first, second = spans_of(local_server, "langchain:llm")
+    assert first["payload"]["model_name"] == "scripted-1"
+    assert first["payload"]["inputs"]["model"] == "scripted-1"
+    (question,) = first["payload"]["inputs"]["messages"]
+    assert question["role"] == "human"
+    assert question["content"] == "[14 chars]"  # "What is 2 + 3?"
+    (reply,) = first["result_payload"]["outputs"]["messages"]
+    assert reply["content"] == "[19 chars]"
+    assert reply["tool_calls"] == [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call-1"}]
+    assert first["result_payload"]["token_usage"]["total_tokens"] == 19
+    assert first["result_payload"]["finish_reason"] == "tool_calls"
+    assert [m["role"] for m in second["payload"]["inputs"]["messages"]] == ["human", "ai", "tool"]
+    assert second["result_payload"]["outputs"]["content"] == f"[{len(ANSWER)} chars]"
+    (tool,) = spans_of(local_server, "langchain:tool")
+    assert tool["payload"]["tool_name"] == "add"
+    assert tool["result_payload"]["outputs"]["output"] == "[1 chars]"  # "5"
+    (agent,) = spans_of(local_server, "langchain:agent")
+    assert agent["payload"]["tags"] == ["[11 chars]"]
+    assert agent["payload"]["metadata"] == {"customer": "[12 chars]"}
     handler.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -229,13 +230,21 @@ def test_capture_content_false_keeps_structure_not_text(
 
     _, spans = only_instance(local_server, handler)
     check_tree(spans, root_type="llama_index:query")
-    dumped = repr([(s["payload"], s["result_payload"]) for s in spans])
+    dumped = json.dumps([(s["payload"], s["result_payload"]) for s in spans])
     assert "Peru" not in dumped and "capital" not in dumped
+    (query,) = of_type(spans, "llama_index:query")
+    assert query["payload"]["query"] == "[28 chars]"  # "What is the capital of Peru?"
     (retrieve,) = of_type(spans, "llama_index:retrieve")
     assert retrieve["result_payload"]["node_count"] == 2
-    assert all("text" not in n for n in retrieve["result_payload"]["nodes"])
+    nodes = retrieve["result_payload"]["nodes"]
+    assert all(n["node_id"] and n["text"].endswith(" chars]") for n in nodes)
+    assert all(set(n["metadata"]) == {"country"} for n in nodes)  # keys stay, values are sizes
+    assert all(n["metadata"]["country"].endswith(" chars]") for n in nodes)
     (llm,) = of_type(spans, "llama_index:llm")
-    assert llm["payload"]["llm_class"] == "MockLLM"
+    assert (llm["payload"]["llm_class"], llm["payload"]["operation"]) == ("MockLLM", "predict")
+    assert llm["payload"]["prompt"].endswith(" chars]")
+    assert list(llm["payload"]["template_args"]) == ["context_str"]
+    assert llm["result_payload"]["response"].endswith(" chars]")
 
 
 def test_index_building_outside_a_run_is_not_traced(

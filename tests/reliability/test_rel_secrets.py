@@ -220,5 +220,16 @@ def test_capture_content_off_in_the_handler_sends_no_text(local_server: LocalSer
     wire = wire_bodies(local_server).decode("utf-8")
     for text in (*CONTENT, "found for", "badge", "db.internal"):
         assert text not in wire, text
-    assert len(local_server.store.list_spans(local_server.store.list_instances()[0]["id"])) == 7
+    assert "found for" not in _stored_text(local_server)
+    spans = local_server.store.list_spans(local_server.store.list_instances()[0]["id"])
+    assert len(spans) == 7
+    # what ran, its shape and its numbers stay; every text is its size
+    tool_span = next(s for s in spans if s["schema_name"] == "langchain:tool")
+    assert tool_span["payload"]["tool_name"] == "lookup"
+    assert tool_span["payload"]["inputs"]["arguments"] == {"query": f"[{len(SECRETS_TEXT)} chars]"}
+    llm = next(s for s in spans if s["schema_name"] == "langchain:llm")
+    assert llm["payload"]["model_name"] == "scripted-1"
+    (reply,) = llm["result_payload"]["outputs"]["messages"]
+    assert reply["role"] == "ai" and reply["tool_calls"][0]["name"] == "lookup"
+    assert reply["tool_calls"][0]["args"] == {"query": f"[{len(SECRETS_TEXT)} chars]"}
     handler.close(timeout=5)

@@ -13,7 +13,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from prefactor_core.exceptions import PrefactorTerminatedError
 from prefactor_core.ids import new_pfid
 from prefactor_core.monitoring.termination_monitor import TerminationCallback, TerminationMonitor
 from prefactor_core.operations import Operation, OperationType
@@ -25,7 +24,7 @@ from prefactor_core.utils import (
     utc_now,
     validate_idempotency_key,
 )
-from prefactor_core.validation import FINISH_STATUSES
+from prefactor_core.validation import check_status
 from prefactor_http.client import PrefactorHttpClient
 from prefactor_http.exceptions import is_transient_error
 from prefactor_http.models.types import FinishStatus
@@ -38,12 +37,6 @@ __all__ = ["AgentInstanceHandle", "AgentInstanceManager"]
 logger = logging.getLogger("prefactor_core")
 
 Enqueue = Callable[[Operation], Awaitable[None]]
-
-
-def _status(status: str) -> str:
-    if status not in FINISH_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(FINISH_STATUSES)}; got {status!r}")
-    return status
 
 
 class AgentInstanceManager:
@@ -118,13 +111,8 @@ class AgentInstanceManager:
                 "purpose": purpose,
                 "external_identifier": external_identifier,
             }
-            await self._enqueue(
-                Operation(
-                    OperationType.REGISTER_AGENT_INSTANCE,
-                    payload,
-                    utc_now(),
-                    key if instance_id else None,
-                )
+            await self._queue(
+                OperationType.REGISTER_AGENT_INSTANCE, payload, key if instance_id else None
             )
             return new_id
         return instance.id
@@ -142,14 +130,8 @@ class AgentInstanceManager:
     async def _queue_start(
         self, instance_id: str, key: str | None, timestamp: datetime | None
     ) -> None:
-        await self._enqueue(
-            Operation(
-                OperationType.START_AGENT_INSTANCE,
-                {"instance_id": instance_id},
-                ensure_utc(timestamp) or utc_now(),
-                key,
-            )
-        )
+        payload = {"instance_id": instance_id}
+        await self._queue(OperationType.START_AGENT_INSTANCE, payload, key, timestamp)
 
     async def finish(
         self,
@@ -174,26 +156,24 @@ class AgentInstanceManager:
     async def _queue_finish(
         self, instance_id: str, key: str | None, status: str, timestamp: datetime | None
     ) -> None:
-        await self._enqueue(
-            Operation(
-                OperationType.FINISH_AGENT_INSTANCE,
-                {"instance_id": instance_id, "status": _status(status)},
-                ensure_utc(timestamp) or utc_now(),
-                key,
-            )
-        )
+        payload = {"instance_id": instance_id, "status": check_status(status)}
+        await self._queue(OperationType.FINISH_AGENT_INSTANCE, payload, key, timestamp)
 
     async def record_quality(
         self, instance_id: str, name: str, payload: dict[str, Any] | None = None
     ) -> None:
         """Queue a quality payload for the instance (None removes ``name``)."""
-        await self._enqueue(
-            Operation(
-                OperationType.RECORD_QUALITY,
-                {"instance_id": instance_id, "name": name, "payload": payload},
-                utc_now(),
-            )
-        )
+        data = {"instance_id": instance_id, "name": name, "payload": payload}
+        await self._queue(OperationType.RECORD_QUALITY, data)
+
+    async def _queue(
+        self,
+        kind: OperationType,
+        payload: dict[str, Any],
+        key: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        await self._enqueue(Operation(kind, payload, ensure_utc(timestamp) or utc_now(), key))
 
 
 class AgentInstanceHandle:
@@ -248,7 +228,7 @@ class AgentInstanceHandle:
         Spans still open are finished first as ``cancelled``. An instance registered by this
         handle's client and never started is started first, so it can be finished.
         """
-        _status(status)
+        check_status(status)
         if self._finished:
             return
         if not self._started and self._registered_here:
@@ -330,8 +310,7 @@ class AgentInstanceHandle:
 
     def raise_if_terminated(self) -> None:
         """Raise `PrefactorTerminatedError` if the platform terminated this instance."""
-        if self.terminated:
-            raise PrefactorTerminatedError(self.termination_reason, instance_id=self._id)
+        self._client.tracer.raise_if_terminated(self._id)
 
 
 class InstanceCreation:

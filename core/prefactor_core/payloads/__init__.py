@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefactor_core.payloads.policy import (
+    DEFAULT_KEEP_KEYS,
     DEFAULT_MAX_FIELD_CHARS,
     DEFAULT_MAX_PAYLOAD_BYTES,
     PayloadPolicy,
@@ -18,6 +19,7 @@ from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_P
 from prefactor_core.payloads.serialize import Deferred, Serializer, json_size
 
 __all__ = [
+    "DEFAULT_KEEP_KEYS",
     "DEFAULT_MAX_FIELD_CHARS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_SECRET_KEYS",

@@ -8,10 +8,70 @@ from typing import Any
 
 from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
 
-__all__ = ["DEFAULT_MAX_FIELD_CHARS", "DEFAULT_MAX_PAYLOAD_BYTES", "PayloadPolicy"]
+__all__ = [
+    "DEFAULT_KEEP_KEYS",
+    "DEFAULT_MAX_FIELD_CHARS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "MAX_KEPT_CHARS",
+    "PayloadPolicy",
+]
 
 DEFAULT_MAX_FIELD_CHARS = 10_000
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_KEPT_CHARS = 200
+"""Longest value of a ``keep_keys`` field still sent as text when content is not captured."""
+
+DEFAULT_KEEP_KEYS: frozenset[str] = frozenset(
+    {
+        # what ran
+        "name",
+        "tool_name",
+        "tools",
+        "tools_used",
+        "agent_name",
+        "model",
+        "model_name",
+        "response_model",
+        "provider",
+        "operation",
+        "kind",
+        "type",
+        "role",
+        "class",
+        "llm_class",
+        "embed_class",
+        "engine",
+        "retriever",
+        "synthesizer",
+        "postprocessor",
+        "output_cls",
+        "workflow",
+        "step",
+        "input_event",
+        "output_event",
+        "node",
+        "triggers",
+        "path",
+        "checkpoint_ns",
+        "schema_name",
+        # ids
+        "id",
+        "ids",
+        "run_id",
+        "parent_run_id",
+        "thread_id",
+        "node_id",
+        "tool_call_id",
+        "span_id",
+        "instance_id",
+        # outcome
+        "status",
+        "finish_reason",
+        "error_type",
+        "timestamp",
+    }
+)
+"""Keys whose short string values name or identify things rather than hold user content."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,7 +79,10 @@ class PayloadPolicy:
     """How span payloads are prepared before they leave the process.
 
     - ``capture_content``: when False, strings and bytes are replaced by their size
-      (``"[123 chars]"``); keys, nesting, numbers and booleans are kept.
+      (``"[123 chars]"``); keys, nesting, numbers and booleans are kept, and so are the string
+      values (up to ``MAX_KEPT_CHARS`` long) of ``keep_keys``, alone or in a list.
+    - ``keep_keys``: field names whose values are identifiers (names, models, roles, ids,
+      statuses), kept as text when ``capture_content`` is False. Matched exactly, at any depth.
     - ``mask``: called with each prepared payload (a JSON-safe dict) in the export thread; its
       return value is sent instead. If it raises, the payload is withheld.
     - ``max_field_chars``: longest string kept; longer ones end with
@@ -42,8 +105,14 @@ class PayloadPolicy:
     secret_keys: frozenset[str] = DEFAULT_SECRET_KEYS
     max_depth: int = 32
     max_items: int = 1_000
+    keep_keys: frozenset[str] = DEFAULT_KEEP_KEYS
 
     def __post_init__(self) -> None:
+        keep = self.keep_keys
+        if isinstance(keep, str) or not all(isinstance(key, str) for key in keep):
+            raise TypeError("keep_keys must be a collection of strings")
+        if not isinstance(keep, frozenset):
+            object.__setattr__(self, "keep_keys", frozenset(keep))
         for name in ("max_field_chars", "max_payload_bytes", "max_depth", "max_items"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -20,7 +20,7 @@ from enum import Enum
 from os import PathLike
 from typing import Any
 
-from prefactor_core.payloads.policy import PayloadPolicy
+from prefactor_core.payloads.policy import MAX_KEPT_CHARS, PayloadPolicy
 from prefactor_core.payloads.redact import Redactor
 
 __all__ = ["Deferred", "Serializer", "json_size"]
@@ -155,9 +155,9 @@ class Serializer:
             return "NaN"
         return "Infinity" if value > 0 else "-Infinity"
 
-    def _string(self, text: str) -> str:
+    def _string(self, text: str, keep: bool = False) -> str:
         size = len(text)
-        if not self.policy.capture_content:
+        if not self.policy.capture_content and not (keep and size <= MAX_KEPT_CHARS):
             out = f"[{size} chars]"
             self.budget -= len(out) + 2
             return out
@@ -293,7 +293,10 @@ class Serializer:
                     kept[index] = (name, REDACTED)
                     self.budget -= len(REDACTED)
                     continue
-                kept[index] = (name, self.convert(value, depth + 1))
+                if self._keeps(name):
+                    kept[index] = (name, self._identifier(value, depth + 1, nested=True))
+                else:
+                    kept[index] = (name, self.convert(value, depth + 1))
             out = dict(kept[index] for index in sorted(kept))
             if cut is not None:
                 out["…"] = cut
@@ -301,7 +304,22 @@ class Serializer:
         finally:
             self._active.discard(key)
 
-    def _sequence(self, obj: Any, depth: int) -> list[Any]:
+    def _keeps(self, name: str) -> bool:
+        return not self.policy.capture_content and name in self.policy.keep_keys
+
+    def _identifier(self, value: Any, depth: int, nested: bool) -> Any:
+        """A ``keep_keys`` value: short strings (directly, or items of a list) stay text."""
+        if isinstance(value, str):
+            return self._string(str.__str__(value), keep=True)
+        if isinstance(value, Enum) and isinstance(value.value, str):
+            return self._string(value.value, keep=True)
+        if isinstance(value, uuid.UUID):
+            return self._string(str(value), keep=True)
+        if nested and isinstance(value, (list, tuple)) and depth < self.policy.max_depth:
+            return self._sequence(value, depth, keep=True)
+        return self.convert(value, depth)
+
+    def _sequence(self, obj: Any, depth: int, keep: bool = False) -> list[Any]:
         key = id(obj)
         if key in self._active:
             return [self._note("<cycle>")]
@@ -320,7 +338,10 @@ class Serializer:
                     out.append(self._cut(f"…[truncated {total - index} of {total} items]"))
                     break
                 self.budget -= 1
-                out.append(self.convert(value, depth + 1))
+                if keep:
+                    out.append(self._identifier(value, depth + 1, nested=False))
+                else:
+                    out.append(self.convert(value, depth + 1))
             return out
         finally:
             self._active.discard(key)
