@@ -17,16 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, tool
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, QueueConfig
 from prefactor_core.payloads import PayloadPolicy
 from prefactor_http.config import HttpClientConfig
+from prefactor_integrations.testing import ScriptedChatModel
 from prefactor_local.server import LocalServer
 
 HERE = Path(__file__).resolve().parent
@@ -47,37 +43,18 @@ AGENT_OUTLINE = (
 SPANS_PER_RUN = len(AGENT_OUTLINE)
 
 
-class ScriptedChat(BaseChatModel):
-    """A chat model that calls ``tool_name`` once with ``tool_args``, then answers ``ANSWER``.
-
-    The reply depends only on the conversation, so one model serves many runs at once.
-    """
-
-    model_name: str = "scripted-1"
-    tool_name: str | None = None
-    tool_args: dict[str, Any] = {"a": 2, "b": 3}
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:
-        return self.bind(tools=[getattr(t, "name", str(t)) for t in tools])
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        last = messages[-1] if messages else None
-        if self.tool_name and not isinstance(last, ToolMessage):
-            call = {"name": self.tool_name, "args": dict(self.tool_args), "id": "call-1"}
-            reply = AIMessage(content="Let me compute that", tool_calls=[call])
-        else:
-            reply = AIMessage(content=ANSWER)
-        return ChatResult(generations=[ChatGeneration(message=reply)])
+def scripted_model(tool_name: str, tool_args: dict[str, Any] | None = None) -> ScriptedChatModel:
+    """The public scripted model: calls ``tool_name`` once with ``tool_args`` (the objects
+    themselves, hostile ones included), then answers ``ANSWER``; no token usage."""
+    return ScriptedChatModel(
+        model_name="scripted-1",
+        tool_calls=[
+            {"name": tool_name, "args": {"a": 2, "b": 3} if tool_args is None else tool_args}
+        ],
+        answer=ANSWER,
+        tool_call_text="Let me compute that",
+        report_usage=False,
+    )
 
 
 @tool
@@ -86,11 +63,12 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def make_agent(tools: Sequence[BaseTool] | None = None, **model_fields: Any) -> Any:
+def make_agent(
+    tools: Sequence[BaseTool] | None = None, *, tool_args: dict[str, Any] | None = None
+) -> Any:
     """``langchain.agents.create_agent`` with the scripted model calling the first tool."""
     tools = list(tools) if tools is not None else [add]
-    model = ScriptedChat(tool_name=tools[0].name, **model_fields)
-    return create_agent(model, tools)
+    return create_agent(scripted_model(tools[0].name, tool_args), tools)
 
 
 def answer_of(result: Any) -> str:

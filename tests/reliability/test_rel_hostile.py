@@ -30,7 +30,7 @@ from prefactor_core.payloads import PayloadPolicy
 from prefactor_integrations.langchain import PrefactorCallbackHandler
 from prefactor_local.server import LocalServer
 
-from _rel_support import ScriptedChat  # isort: skip
+from _rel_support import scripted_model  # isort: skip
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -99,7 +99,7 @@ def inspect_data(data: Any) -> tuple[str, Any]:
 
 
 def _agent() -> Any:
-    model = ScriptedChat(tool_name="inspect_data", tool_args={"data": hostile(printable=True)})
+    model = scripted_model("inspect_data", {"data": hostile(printable=True)})
     return create_agent(model, [inspect_data])
 
 
