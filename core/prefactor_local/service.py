@@ -115,6 +115,15 @@ class Service:
         result: sqlite3.Row = row
         return result
 
+    def _unfinished_instance_row(self, conn: sqlite3.Connection, instance_id: str) -> sqlite3.Row:
+        """The instance's row; 409 ``invalid_action`` once it reached a terminal status."""
+        row = self._instance_row(conn, instance_id)
+        if row["status"] in TERMINAL_STATUSES:
+            raise invalid_action(
+                f"agent_instance {instance_id!r} is already finished ({row['status']})"
+            )
+        return row
+
     def _instance_json(self, conn: sqlite3.Connection, instance_id: str) -> dict[str, Any]:
         return instances_to_json(conn, [self._instance_row(conn, instance_id)])[0]
 
@@ -375,11 +384,7 @@ class Service:
         fields.raise_if_any()
 
         def operation(conn: sqlite3.Connection) -> tuple[str, str, dict[str, Any]]:
-            row = self._instance_row(conn, instance_id)
-            if row["status"] in TERMINAL_STATUSES:
-                raise invalid_action(
-                    f"agent_instance {instance_id!r} is already finished ({row['status']})"
-                )
+            self._unfinished_instance_row(conn, instance_id)
             stamp = now_iso()
             conn.execute(
                 "UPDATE agent_instances SET status = ?, finished_at = ?, updated_at = ? "
@@ -433,11 +438,7 @@ class Service:
         fields.raise_if_any()
 
         def operation(conn: sqlite3.Connection) -> tuple[str, str, dict[str, Any]]:
-            row = self._instance_row(conn, instance_id)
-            if row["status"] in TERMINAL_STATUSES:
-                raise invalid_action(
-                    f"agent_instance {instance_id!r} is already finished ({row['status']})"
-                )
+            self._unfinished_instance_row(conn, instance_id)
             stamp = now_iso()
             conn.execute(
                 "UPDATE agent_instances SET status = 'terminated', termination_reason = ?, "
