@@ -12,6 +12,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -112,6 +113,19 @@ def _is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _proxy_for(api_url: str) -> str | None:
+    """The proxy the environment names for ``api_url`` (``HTTPS_PROXY``, ``ALL_PROXY``...),
+    or None when there is none, ``NO_PROXY`` exempts the host, or the host is this machine."""
+    parts = urlsplit(api_url)
+    if _is_loopback_host(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return proxy
+
+
 def _warn_if_plain_http(api_url: str) -> None:
     """Log once per process when the token would travel unencrypted off this machine."""
     global _plain_http_warned
@@ -130,7 +144,7 @@ def _warn_if_plain_http(api_url: str) -> None:
 
 
 class PrefactorHttpClient:
-    """Async client for the Prefactor API over one pooled `httpx.AsyncClient`.
+    """Async client for the Prefactor API over one pooled httpx transport.
 
     Use it as ``async with PrefactorHttpClient(config) as client:`` (or ``await open()`` /
     ``await close()``). Endpoint groups: ``agent_instances``, ``agent_spans``, ``bulk`` and
@@ -152,7 +166,16 @@ class PrefactorHttpClient:
         self._on_retry = on_retry
         self._retry = RetryPolicy(config)
         self._base_url = config.api_url.rstrip("/")
-        self._http: httpx.AsyncClient | None = None
+        self._headers = {
+            "Authorization": f"Bearer {config.api_token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"prefactor-http/{__version__}",
+            "X-Prefactor-SDK": self._sdk_header,
+        }
+        self._timeout: dict[str, float | None] = {}
+        self._http: httpx.AsyncBaseTransport | None = None
+        self._closed = True
         self.agent_instances = AgentInstanceClient(self)
         self.agent_spans = AgentSpanClient(self)
         self.bulk = BulkClient(self)
@@ -176,38 +199,34 @@ class PrefactorHttpClient:
     @sdk_header.setter
     def sdk_header(self, value: str) -> None:
         self._sdk_header = value.strip() or DEFAULT_SDK_HEADER
-        if self._http is not None:
-            self._http.headers["X-Prefactor-SDK"] = self._sdk_header
+        self._headers["X-Prefactor-SDK"] = self._sdk_header
 
     @property
     def is_open(self) -> bool:
         """Whether the HTTP session is open."""
-        return self._http is not None and not self._http.is_closed
+        return self._http is not None and not self._closed
 
     async def open(self) -> None:
         """Open the pooled HTTP session (done by ``async with``); a no-op when already open."""
         if self.is_open:
             return
         config = self._config
-        self._http = httpx.AsyncClient(
-            transport=self._transport,
-            verify=shared_tls_context(),
-            timeout=httpx.Timeout(config.request_timeout, connect=config.connect_timeout),
-            headers={
-                "Authorization": f"Bearer {config.api_token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "X-Prefactor-SDK": self._sdk_header,
-            },
-            follow_redirects=False,
-            # A proxy from the environment cannot reach this machine's loopback server.
-            trust_env=not _is_loopback_host(urlsplit(config.api_url).hostname),
+        self._timeout = httpx.Timeout(
+            config.request_timeout, connect=config.connect_timeout
+        ).as_dict()
+        # Every request goes to the one API host, so one transport (and its connection pool)
+        # serves them all. Requests go to it directly: the client layers above it (cookies,
+        # redirects, auth flows) do nothing for this API and cost as much CPU as the request.
+        self._http = self._transport or httpx.AsyncHTTPTransport(
+            verify=shared_tls_context(), proxy=_proxy_for(config.api_url)
         )
+        self._closed = False
 
     async def close(self) -> None:
         """Close the HTTP session; safe to call more than once. ``open()`` may follow."""
         http, self._http = self._http, None
-        if http is not None:
+        if http is not None and not self._closed:
+            self._closed = True
             await http.aclose()
 
     async def __aenter__(self) -> PrefactorHttpClient:
@@ -284,10 +303,18 @@ class PrefactorHttpClient:
         except Exception:
             logger.warning("on_retry callback raised", exc_info=True)
 
-    def _session(self) -> httpx.AsyncClient:
-        if self._http is None or self._http.is_closed:
+    def _session(self) -> httpx.AsyncBaseTransport:
+        if self._http is None or self._closed:
             raise PrefactorClientError("HTTP session not initialized")
         return self._http
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self._session().handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _attempt(
         self,
@@ -299,12 +326,20 @@ class PrefactorHttpClient:
         *,
         attempt: int,
     ) -> dict[str, Any]:
-        http = self._session()
+        self._session()
         started = time.perf_counter()
+        all_headers = self._headers if headers is None else {**self._headers, **headers}
         try:
             # httpx bounds each phase; this bounds the whole attempt, as documented.
-            request = http.request(
-                method, self._base_url + path, content=content, params=params, headers=headers
+            request = self._send(
+                httpx.Request(
+                    method,
+                    self._base_url + path,
+                    params=params,
+                    headers=all_headers,
+                    content=content,
+                    extensions={"timeout": self._timeout},
+                )
             )
             if _attempt_deadline is not None:
                 # A timer on the current task: cheaper than a task per attempt (wait_for).

@@ -501,7 +501,7 @@ class Service:
         assert instance_id is not None and schema_name is not None and status is not None
 
         def operation(conn: sqlite3.Connection) -> tuple[str, str, dict[str, Any]]:
-            self._instance_row(conn, instance_id)
+            instance = self._instance_row(conn, instance_id)
             if span_id is not None and _exists(conn, "agent_spans", span_id):
                 raise already_exists(f"agent_span {span_id!r} already exists")
             if parent_id is not None:
@@ -540,7 +540,27 @@ class Service:
                     stamp,
                 ),
             )
-            return "agent_spans", new_id, self._span_json(conn, new_id)
+            # What `span_to_json` would read back from the row just written.
+            return (
+                "agent_spans",
+                new_id,
+                {
+                    "type": "agent_span",
+                    "id": new_id,
+                    "account_id": instance["account_id"],
+                    "agent_id": instance["agent_id"],
+                    "agent_instance_id": instance_id,
+                    "parent_span_id": parent_id,
+                    "schema_name": schema_name,
+                    "status": status,
+                    "payload": payload,
+                    "result_payload": result_payload,
+                    "started_at": start,
+                    "finished_at": finish,
+                    "inserted_at": stamp,
+                    "updated_at": stamp,
+                },
+            )
 
         return self._span_envelope(self._run("POST /api/v1/agent_spans", key, operation))
 

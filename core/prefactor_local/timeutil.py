@@ -12,7 +12,9 @@ def now() -> datetime:
 
 def format_ts(moment: datetime) -> str:
     """`2026-01-02T03:04:05.123456Z` for an aware datetime."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def now_iso() -> str:

@@ -244,6 +244,53 @@ def test_secret_patterns_are_configurable() -> None:
     assert off == {"password": "p", "k": "sk-abcdefghijklmnopqrstuvwx"}
 
 
+def test_built_in_patterns_match_in_any_case_and_in_non_ascii_text() -> None:
+    data = roundtrip(
+        {
+            "a": "AUTHORIZATION: BEARER abcdefghijk",
+            "b": "PASSWORD=hunter22 please",
+            "c": "Grüße, mein Passwort ist password: hunter22",
+            "d": "\u017fecret=hunter22",
+            "e": "Ünïcode key sk-abcdefghijklmnopqrstu, mail jane@example.com",
+        }
+    )
+    assert data == {
+        "a": "AUTHORIZATION: BEARER [REDACTED:bearer]",
+        "b": "PASSWORD=[REDACTED:assignment] please",
+        "c": "Grüße, mein Passwort ist password: [REDACTED:assignment]",
+        "d": "\u017fecret=[REDACTED:assignment]",
+        "e": "Ünïcode key [REDACTED:api_key], mail [REDACTED:email]",
+    }
+
+
+def test_patterns_of_the_users_own_with_flags_and_group_references_redact() -> None:
+    policy = PayloadPolicy(
+        secret_patterns={
+            "pin": r"(?i)pin:\s*(?P<secret>\d{4})",
+            "block": r"(?s)BEGIN.+?END",
+            "doubled": r"\b(\w{3,})-\1\b",
+            "named_again": r"(?P<word>[a-z]{4})=(?P=word)",
+        }
+    )
+    data = roundtrip(
+        {
+            "a": "PIN: 1234 given",
+            "b": "x BEGIN\nsecret\nEND y",
+            "c": "code abc-abc here",
+            "d": "pair test=test end",
+            "e": "nothing to hide here",
+        },
+        policy,
+    )
+    assert data == {
+        "a": "PIN: [REDACTED:pin] given",
+        "b": "x [REDACTED:block] y",
+        "c": "code [REDACTED:doubled] here",
+        "d": "pair [REDACTED:named_again] end",
+        "e": "nothing to hide here",
+    }
+
+
 def test_capture_content_false_keeps_structure_and_sizes() -> None:
     data = roundtrip(
         {"prompt": "tell me a secret", "n": 3, "ok": True, "items": ["ab", b"xyz"]},

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import pytest
 from _http_support import AGENT_VERSION, SCHEMA_VERSION, ConfigFactory, WireRecorder
 
@@ -14,6 +16,7 @@ from prefactor_http import (
     AgentForCreate,
     AgentForUpdate,
     BulkItem,
+    HttpClientConfig,
     PrefactorHttpClient,
     PrefactorNotFoundError,
     __version__,
@@ -475,3 +478,62 @@ async def test_a_loopback_api_is_reached_directly_when_a_proxy_is_set(
     monkeypatch.delenv("no_proxy", raising=False)
     async with PrefactorHttpClient(make_config(max_retries=0)) as client:
         assert await client.validate_token() is not None
+
+
+class _RecordingProxy:
+    """A plain-HTTP forward proxy stand-in on loopback: notes each request line, answers 200."""
+
+    def __init__(self) -> None:
+        self.request_lines: list[str] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> _RecordingProxy:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.request_lines.append(head.split(b"\r\n", 1)[0].decode())
+        body = b'{"status":"success"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+async def test_a_remote_api_is_reached_through_the_proxy_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with _RecordingProxy() as proxy:
+        monkeypatch.setenv(variable, proxy.url)
+        config = HttpClientConfig(api_url="http://api.example.test", api_token="t" * 24)
+        async with PrefactorHttpClient(config) as client:
+            assert await client.validate_token() == {"status": "success"}
+    assert proxy.request_lines == ["GET http://api.example.test/api/v1/ping HTTP/1.1"]
+
+
+async def test_no_proxy_exempts_the_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with _RecordingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "api.example.test")
+        config = HttpClientConfig(
+            api_url="http://api.example.test", api_token="t" * 24, max_retries=0
+        )
+        async with PrefactorHttpClient(config) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.validate_token()
+    assert proxy.request_lines == []

@@ -39,6 +39,7 @@ def test_create_and_finish_a_span(api: Api, server: LocalServer) -> None:
     assert span["result_payload"] is None and span["finished_at"] is None
     assert is_pfid(span["id"])
     assert pfid_partition(span["id"]) == pfid_partition(instance["id"])
+    assert server.store.get_span(span["id"]) == {**span, "replays": 0}
     finished = api.finish_span(
         span["id"], status="failed", result_payload={"error": {"message": "boom"}}
     )
@@ -88,6 +89,7 @@ def test_coalesced_create_with_a_terminal_status(api: Api, server: LocalServer) 
     assert span["status"] == "complete"
     assert span["finished_at"] == "2026-03-01T10:00:01.250000Z"
     assert span["result_payload"] == {"outputs": {"output": 42}}
+    assert server.store.get_span("tool-span-1") == {**span, "replays": 0}
     assert_error(api.finish_span("tool-span-1"), 409, "invalid_action")
     default_end = api.new_span(instance["id"], status="failed")
     assert default_end["finished_at"] is not None

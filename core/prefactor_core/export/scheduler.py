@@ -15,6 +15,7 @@ This module does no I/O; the exporter feeds it operations and results.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections import OrderedDict, deque
@@ -35,6 +36,7 @@ WAITING, READY, SENDING, CREATED = "waiting", "ready", "sending", "created"
 NONE, PENDING, DONE, FAILED = "none", "pending", "done", "failed"
 
 _MAX_LOST = 10_000
+_MAX_DECLARED = 16
 _MAX_ID_MAP = 10_000
 _FINISH_STATUSES = ("complete", "failed", "cancelled")
 
@@ -179,6 +181,26 @@ class Scheduler:
         self._max_lanes = max_lanes
         self._ready_lanes: deque[Lane] = deque()
         self._active: set[Lane] = set()
+        self._declared: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+
+    def _prepare_declared(self, value: Any, owner: ExportChannel) -> dict[str, Any] | None:
+        """A register's agent version or schema, prepared under `EXACT_POLICY`.
+
+        Every instance of an agent registers the same ones, so the prepared form is kept,
+        keyed by the value's JSON text (cheap to make, and it changes whenever the value does).
+        """
+        try:
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return self._prepare(value, EXACT_POLICY, owner)
+        if text in self._declared:
+            self._declared.move_to_end(text)
+            return self._declared[text]
+        prepared = self._prepare(value, EXACT_POLICY, owner)
+        self._declared[text] = prepared
+        if len(self._declared) > _MAX_DECLARED:
+            self._declared.popitem(last=False)
+        return prepared
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -201,7 +223,7 @@ class Scheduler:
             lane.opened = True
             job = self._job(op, lane, owner)
             job.payload = {
-                name: self._prepare(op.payload.get(name) or {}, EXACT_POLICY, owner)
+                name: self._prepare_declared(op.payload.get(name) or {}, owner)
                 for name in ("agent_version", "agent_schema_version")
             }
             self._ready(job)
@@ -349,27 +371,36 @@ class Scheduler:
 
     def take(self) -> Job | None:
         """The next job that may be sent now, or None."""
+        if len(self._active) >= self.num_workers:
+            # Only instances already in flight may go on: look at those, not at every lane
+            # waiting behind them (there can be thousands while the API is slow).
+            for lane in self._active:
+                if lane.ready:
+                    return self._hand_out(lane)
+            return None
         for _ in range(len(self._ready_lanes)):
             lane = self._ready_lanes.popleft()
             if not lane.ready:
                 lane.scheduled = False
                 continue
-            if not lane.inflight and len(self._active) >= self.num_workers:
-                self._ready_lanes.append(lane)
-                continue
-            job = lane.ready.popleft()
-            if lane.ready:
+            if len(lane.ready) > 1:
                 self._ready_lanes.append(lane)
             else:
                 lane.scheduled = False
-            job.started = True
-            self.waiting.discard(job)
-            lane.inflight += 1
-            self._active.add(lane)
-            if job.span is not None and job is job.span.create:
-                job.span.state = SENDING
-            return job
+            return self._hand_out(lane)
         return None
+
+    def _hand_out(self, lane: Lane) -> Job:
+        # A lane taken from while it stays in ``_ready_lanes`` keeps ``scheduled`` set; once
+        # empty it is dropped from there when next looked at.
+        job = lane.ready.popleft()
+        job.started = True
+        self.waiting.discard(job)
+        lane.inflight += 1
+        self._active.add(lane)
+        if job.span is not None and job is job.span.create:
+            job.span.state = SENDING
+        return job
 
     def done(self, job: Job, ok: bool) -> None:
         """Record the result of a job handed out by `take`."""

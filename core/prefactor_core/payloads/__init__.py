@@ -42,6 +42,9 @@ EXACT_POLICY = PayloadPolicy(
 )
 """For data the user declared (agent version, schemas): JSON-safe, nothing hidden."""
 _MAX_PASSES = 4
+# The serialiser's running estimate of a payload's size is never below a sixth of its JSON
+# size (the widest case: a control character, one char written as six bytes ``\u0000``).
+_WORST_EXPANSION = 6
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def _bounded(value: Any, policy: PayloadPolicy) -> tuple[dict[str, Any], int]:
     for _ in range(_MAX_PASSES):
         serializer = Serializer(policy, budget)
         data = _as_object(serializer.convert(value))
+        if (budget - serializer.budget) * _WORST_EXPANSION <= limit:
+            return data, serializer.truncated  # small enough that measuring it is not needed
         size = json_size(data)
         if size <= limit:
             return data, serializer.truncated

@@ -91,12 +91,11 @@ class Serializer:
 
     def __init__(self, policy: PayloadPolicy, budget: int | None = None) -> None:
         self.policy = policy
-        self.redactor = (
-            Redactor(policy.secret_patterns, policy.secret_keys) if policy.redact_secrets else None
-        )
+        self.redactor = _redactor_for(policy) if policy.redact_secrets else None
         self.budget = policy.max_payload_bytes if budget is None else budget
         self.truncated = 0
         self._active: set[int] = set()
+        self._tight = self.budget < policy.max_field_chars
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -198,6 +197,8 @@ class Serializer:
         return out
 
     def _key(self, key: Any) -> str:
+        if type(key) is str and len(key) <= _MAX_KEY_CHARS and key.isascii():
+            return key
         if isinstance(key, str):
             text = str.__str__(key)
         elif key is None or isinstance(key, (bool, int, float)):
@@ -269,40 +270,60 @@ class Serializer:
         self._active.add(key)
         try:
             items = list(mapping.items())
-            total = len(items)
-            order: list[int] | range = range(total)
-            small = [_is_small(value) for _, value in items]
-            if 0 < sum(small) < total:
-                # Small scalars take their share of the budget first, so a cut falls on bulky
-                # values, never on the fields that say what a payload is (names, ids, counts).
-                order = sorted(order, key=lambda index: not small[index])
-            kept: dict[int, tuple[str, Any]] = {}
-            cut: str | None = None
-            for position, index in enumerate(order):
-                if position >= self.policy.max_items or self.budget <= 0:
-                    cut = self._cut(f"[truncated {total - position} of {total} keys]")
-                    break
-                raw_key, value = items[index]
-                name = self._key(raw_key)
-                self.budget -= len(name) + 4
-                if (
-                    self.redactor is not None
-                    and value is not None
-                    and self.redactor.is_secret_key(name)
-                ):
-                    kept[index] = (name, REDACTED)
-                    self.budget -= len(REDACTED)
-                    continue
-                if self._keeps(name):
-                    kept[index] = (name, self._identifier(value, depth + 1, nested=True))
-                else:
-                    kept[index] = (name, self.convert(value, depth + 1))
-            out = dict(kept[index] for index in sorted(kept))
-            if cut is not None:
-                out["…"] = cut
-            return out
+            if not self._tight and len(items) <= self.policy.max_items:
+                budget, truncated = self.budget, self.truncated
+                out = self._mapping_in_order(items, depth)
+                if self.budget >= self.policy.max_field_chars:
+                    return out
+                # The budget ran low on the way: start again, small values first, and from
+                # now on always so (the budget only shrinks), so no value is walked thrice.
+                self.budget, self.truncated = budget, truncated
+                self._tight = True
+            return self._mapping_small_first(items, depth)
         finally:
             self._active.discard(key)
+
+    def _mapping_in_order(self, items: list[tuple[Any, Any]], depth: int) -> dict[str, Any]:
+        """Every item, in order. Exact while the budget stays above ``max_field_chars``: no
+        value is cut for want of budget then, so the order spent does not matter."""
+        out: dict[str, Any] = {}
+        for raw_key, value in items:
+            name = self._key(raw_key)
+            self.budget -= len(name) + 4
+            out[name] = self._item(name, value, depth)
+        return out
+
+    def _mapping_small_first(self, items: list[tuple[Any, Any]], depth: int) -> dict[str, Any]:
+        total = len(items)
+        order: list[int] | range = range(total)
+        small = [_is_small(value) for _, value in items]
+        if 0 < sum(small) < total:
+            # Small scalars take their share of the budget first, so a cut falls on bulky
+            # values, never on the fields that say what a payload is (names, ids, counts).
+            order = sorted(order, key=lambda index: not small[index])
+        kept: dict[int, tuple[str, Any]] = {}
+        cut: str | None = None
+        for position, index in enumerate(order):
+            if position >= self.policy.max_items or self.budget <= 0:
+                cut = self._cut(f"[truncated {total - position} of {total} keys]")
+                break
+            raw_key, value = items[index]
+            name = self._key(raw_key)
+            self.budget -= len(name) + 4
+            kept[index] = (name, self._item(name, value, depth))
+        out = dict(kept[index] for index in sorted(kept))
+        if cut is not None:
+            out["…"] = cut
+        return out
+
+    def _item(self, name: str, value: Any, depth: int) -> Any:
+        """The value stored under ``name``: redacted, kept as an identifier, or converted."""
+        if self.redactor is not None and value is not None and self.redactor.is_secret_key(name):
+            self.budget -= len(REDACTED)
+            return REDACTED
+        if self._keeps(name):
+            return self._identifier(value, depth + 1, nested=True)
+        return self.convert(value, depth + 1)
 
     def _keeps(self, name: str) -> bool:
         return not self.policy.capture_content and name in self.policy.keep_keys
@@ -359,6 +380,22 @@ def _is_small(value: Any) -> bool:
         or kind is float
         or (kind is str and len(value) <= _SMALL_STRING)
     )
+
+
+_redactors: dict[int, tuple[PayloadPolicy, Redactor]] = {}
+_MAX_REDACTORS = 64
+
+
+def _redactor_for(policy: PayloadPolicy) -> Redactor:
+    """The policy's redactor, built once per policy object (policies live long; payloads
+    are many)."""
+    entry = _redactors.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        if len(_redactors) >= _MAX_REDACTORS:
+            _redactors.clear()
+        entry = (policy, Redactor(policy.secret_patterns, policy.secret_keys))
+        _redactors[id(policy)] = entry
+    return entry[1]
 
 
 class _Nothing:
