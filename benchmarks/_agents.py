@@ -25,13 +25,17 @@ class NoopHandler(BaseCallbackHandler):
     """A callback handler that does nothing: the floor of any callback-based tracer."""
 
 
-def build_agent() -> Any:
+def build_agent(model_latency: float = 0.0) -> Any:
     """``langchain.agents.create_agent`` over a scripted model that asks for ``add`` once and
-    then answers, with token usage on both replies, like a real provider."""
+    then answers, with token usage on both replies, like a real provider.
+
+    ``model_latency``: seconds the model takes per reply (0: it answers at once, so the run
+    is pure CPU work)."""
     model = ScriptedChatModel(
         model_name="fake-1",
         tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}}],
         answer="2 + 3 = 5",
         usage={"input_tokens": 36, "output_tokens": 8, "total_tokens": 44},
+        latency=model_latency,
     )
     return create_agent(model, [add])

@@ -6,6 +6,7 @@ import gc
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ __all__ = [
     "fmt_us",
     "interleave",
     "median",
+    "prefactor_threads_cpu",
     "verdict",
 ]
 
@@ -64,6 +66,12 @@ class Mode:
     ``before`` runs untimed before every sample (draining what an earlier sample left, for
     instance); ``after`` runs untimed after it and may return extra seconds to record in
     ``extra`` (such as the time the exporter needed to drain afterwards).
+
+    Per sample and per run: ``samples`` wall time on the calling thread; ``cpu`` process CPU
+    (all threads, including ``after``); ``agent_cpu`` CPU of every thread except Prefactor's
+    own while the runs were timed (the agent's threads: the caller and any worker threads
+    of the framework); ``export_cpu`` CPU of Prefactor's threads from the start of the sample
+    to the end of ``after``.
     """
 
     name: str
@@ -72,7 +80,24 @@ class Mode:
     after: Callable[[], float | None] | None = None
     samples: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    agent_cpu: list[float] = field(default_factory=list)
+    export_cpu: list[float] = field(default_factory=list)
     extra: list[float] = field(default_factory=list)
+
+
+def prefactor_threads_cpu() -> float:
+    """CPU seconds used so far by the live threads Prefactor started (``prefactor-*``); 0.0
+    where a thread's CPU clock cannot be read."""
+    clock = getattr(time, "pthread_getcpuclockid", None)
+    total = 0.0
+    for thread in threading.enumerate():
+        if clock is None or thread.ident is None or not thread.name.startswith("prefactor"):
+            continue
+        try:
+            total += time.clock_gettime(clock(thread.ident))
+        except (OSError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+    return total
 
 
 def interleave(modes: Sequence[Mode], *, samples: int, batch: int) -> None:
@@ -90,11 +115,14 @@ def interleave(modes: Sequence[Mode], *, samples: int, batch: int) -> None:
             if mode.before is not None:
                 mode.before()
             gc.collect()
+            export0 = prefactor_threads_cpu()
             cpu0 = time.process_time()
             start = time.perf_counter()
             for _ in range(batch):
                 mode.run()
             elapsed = time.perf_counter() - start
+            timed_cpu = time.process_time() - cpu0
+            timed_export = prefactor_threads_cpu() - export0
             if mode.after is not None:
                 extra = mode.after()
                 if extra is not None:
@@ -102,6 +130,8 @@ def interleave(modes: Sequence[Mode], *, samples: int, batch: int) -> None:
             cpu = time.process_time() - cpu0
             mode.samples.append(elapsed / batch)
             mode.cpu.append(cpu / batch)
+            mode.agent_cpu.append((timed_cpu - timed_export) / batch)
+            mode.export_cpu.append((prefactor_threads_cpu() - export0) / batch)
 
 
 def median(values: Iterable[float]) -> float:

@@ -92,11 +92,13 @@ class ServerProcess:
         self.stop()
 
 
-def make_client(url: str, token: str, **queue: Any) -> PrefactorCoreClient:
+def make_client(
+    url: str, token: str, *, transport: str = "httpx", **queue: Any
+) -> PrefactorCoreClient:
     """A core client for ``url`` with default settings; keyword arguments set `QueueConfig`."""
     return PrefactorCoreClient(
         PrefactorCoreConfig(
-            http_config=HttpClientConfig(api_url=url, api_token=token),
+            http_config=HttpClientConfig(api_url=url, api_token=token, transport=transport),
             queue_config=QueueConfig(**queue),
         )
     )

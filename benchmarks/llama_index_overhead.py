@@ -79,6 +79,9 @@ def run(settings: Settings) -> list[Row]:
             "instrument()",
             f"{fmt_ms(added, signed=True)}/query",
             f"{added / base:+.0%} ({fmt_ms(value)}/query); {spans:.1f} spans/query; "
+            "CPU of the agent's threads "
+            f"{fmt_ms(median(traced.agent_cpu) - median(plain.agent_cpu), signed=True)}/query, "
+            f"of the exporter {fmt_ms(median(traced.export_cpu))}/query; "
             f"drain after batch {fmt_ms(median(traced.extra))}/query; "
             f"{stats.failed} failed, {stats.dropped} dropped",
         ),

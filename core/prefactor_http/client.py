@@ -126,6 +126,20 @@ def _proxy_for(api_url: str) -> str | None:
     return proxy
 
 
+def _pooled_transport(config: HttpClientConfig) -> httpx.AsyncBaseTransport:
+    """The connection pool of ``config.transport``, with the environment's proxy if any."""
+    proxy = _proxy_for(config.api_url)
+    if config.transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return AiohttpTransport(
+            verify=shared_tls_context(),
+            trust_env=False,  # the proxy is settled here, as for httpx
+            proxy=None if proxy is None else httpx.Proxy(proxy),
+        )
+    return httpx.AsyncHTTPTransport(verify=shared_tls_context(), proxy=proxy)
+
+
 def _warn_if_plain_http(api_url: str) -> None:
     """Log once per process when the token would travel unencrypted off this machine."""
     global _plain_http_warned
@@ -217,9 +231,7 @@ class PrefactorHttpClient:
         # Every request goes to the one API host, so one transport (and its connection pool)
         # serves them all. Requests go to it directly: the client layers above it (cookies,
         # redirects, auth flows) do nothing for this API and cost as much CPU as the request.
-        self._http = self._transport or httpx.AsyncHTTPTransport(
-            verify=shared_tls_context(), proxy=_proxy_for(config.api_url)
-        )
+        self._http = self._transport or _pooled_transport(config)
         self._closed = False
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ import time
 import tracemalloc
 from typing import Any
 
+import pytest
 from _core_support import (
     AGENT_VERSION,
     config_for,
@@ -109,8 +110,9 @@ async def test_order_is_kept_per_instance_under_concurrency(local_server: LocalS
             assert created <= done < finished
 
 
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 async def test_every_operation_is_stored_exactly_once_despite_faults(
-    local_server: LocalServer,
+    local_server: LocalServer, transport: str
 ) -> None:
     faults = local_server.faults
     faults.seed = 1234
@@ -127,6 +129,7 @@ async def test_every_operation_is_stored_exactly_once_despite_faults(
             max_retries=6,
             initial_retry_delay=0.01,
             max_retry_delay=0.05,
+            transport=transport,
         ),
         queue_config=QueueConfig(max_retries=6, retry_delay_base=0.02, export_concurrency=32),
         termination_poll_interval=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ def test_defaults_match_the_published_sdk() -> None:
     assert config.max_retry_delay == 60.0
     assert config.retry_multiplier == 2.0
     assert config.retry_on_status_codes == (429, 500, 502, 503, 504)
+    assert config.transport == "httpx"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,7 @@ def test_defaults_match_the_published_sdk() -> None:
         ({"retry_multiplier": 0.5}, "retry_multiplier must be >= 1"),
         ({"retry_on_status_codes": (429, 600)}, "100-599"),
         ({"retry_on_status_codes": (99,)}, "100-599"),
+        ({"transport": "requests"}, "transport must be one of httpx, aiohttp; got 'requests'"),
     ],
 )
 def test_invalid_settings_raise_a_clear_value_error(
@@ -62,6 +65,25 @@ def test_invalid_settings_raise_a_clear_value_error(
 ) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make(**overrides)
+
+
+def test_the_aiohttp_transport_without_its_package_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)  # as if it were not installed
+    with pytest.raises(ValueError, match=r"pip install \"prefactor-integrations\[aiohttp\]\""):
+        make(transport="aiohttp")
+
+
+def test_the_transport_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFACTOR_API_URL", URL)
+    monkeypatch.setenv("PREFACTOR_API_TOKEN", TOKEN)
+    monkeypatch.setenv("PREFACTOR_HTTP_TRANSPORT", "aiohttp")
+    assert HttpClientConfig.from_env().transport == "aiohttp"
+    assert HttpClientConfig.from_env(transport="httpx").transport == "httpx"
+    monkeypatch.setenv("PREFACTOR_HTTP_TRANSPORT", "curl")
+    with pytest.raises(ValueError, match="transport must be one of"):
+        HttpClientConfig.from_env()
 
 
 def test_zero_retries_and_custom_status_codes_are_accepted() -> None:

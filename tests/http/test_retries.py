@@ -249,7 +249,8 @@ async def test_only_configured_statuses_are_retried(
     assert not is_transient_error(exhausted.value), "but it stays a permanent error"
 
 
-async def test_connection_refused_is_retried_then_exhausted() -> None:
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_connection_refused_is_retried_then_exhausted(transport: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -260,11 +261,13 @@ async def test_connection_refused_is_retried_then_exhausted() -> None:
         max_retries=2,
         initial_retry_delay=0.01,
         max_retry_delay=0.02,
+        transport=transport,
     )
     async with PrefactorHttpClient(config, on_retry=retries.append) as client:
         with pytest.raises(PrefactorRetryExhaustedError) as caught:
             await client.validate_token()
-    assert isinstance(caught.value.last_error, httpx.ConnectError)
+    # httpx-aiohttp reports a refused connection as ConnectTimeout, httpx as ConnectError.
+    assert isinstance(caught.value.last_error, (httpx.ConnectError, httpx.ConnectTimeout))
     assert is_transient_error(caught.value)
     assert [r.attempt for r in retries] == [1, 2]
 
