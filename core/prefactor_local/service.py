@@ -71,6 +71,9 @@ class Service:
 
     def __init__(self, store: TraceStore) -> None:
         self.store = store
+        # While a bulk request runs: each instance's control signal, read once. Nothing in a
+        # bulk request can terminate an instance, so it holds for the whole request.
+        self._controls: dict[Any, dict[str, Any] | None] | None = None
 
     # -- shared pieces ----------------------------------------------------------------------
 
@@ -135,14 +138,27 @@ class Service:
 
     def _span_envelope(self, details: dict[str, Any]) -> Envelope:
         envelope = success(details)
+        control = self._control(details.get("agent_instance_id"))
+        if control is not None:
+            envelope["control"] = control
+        return envelope
+
+    def _control(self, instance_id: Any) -> dict[str, Any] | None:
+        """The ``control`` object of a span response: set once the instance is terminated."""
+        controls = self._controls
+        if controls is not None and instance_id in controls:
+            return controls[instance_id]
         with self.store.read() as conn:
             row = conn.execute(
                 "SELECT status, termination_reason FROM agent_instances WHERE id = ?",
-                (details.get("agent_instance_id"),),
+                (instance_id,),
             ).fetchone()
+        control = None
         if row is not None and row["status"] == "terminated":
-            envelope["control"] = {"terminate": True, "reason": row["termination_reason"]}
-        return envelope
+            control = {"terminate": True, "reason": row["termination_reason"]}
+        if controls is not None:
+            controls[instance_id] = control
+        return control
 
     @staticmethod
     def _key(fields: Fields, header_key: str | None) -> str | None:
@@ -830,15 +846,19 @@ class Service:
         outputs: dict[str, Any] = {}
         # One transaction for the request, a savepoint per item: an item that fails leaves
         # no trace, the ones before it are kept.
-        with self.store.write():
-            for item in items:
-                key = item["idempotency_key"]
-                try:
-                    envelope = self._bulk_item(item)
-                except ApiError as exc:
-                    outputs[key] = exc.to_body()
-                    break
-                outputs[key] = envelope
+        self._controls = {}
+        try:
+            with self.store.write():
+                for item in items:
+                    key = item["idempotency_key"]
+                    try:
+                        envelope = self._bulk_item(item)
+                    except ApiError as exc:
+                        outputs[key] = exc.to_body()
+                        break
+                    outputs[key] = envelope
+        finally:
+            self._controls = None
         return {"status": "success", "outputs": outputs}
 
     def _bulk_item(self, item: dict[str, Any]) -> Envelope:

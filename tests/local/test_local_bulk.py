@@ -140,3 +140,46 @@ def test_bulk_request_validation_is_a_422(api: Api) -> None:
     unknown = [{"_type": "agents/list", "idempotency_key": "unknown-type"}]
     errors = assert_error(api.post("/api/v1/bulk", {"items": unknown}), 422)["errors"]
     assert "_type" in errors["items"]["0"]
+
+
+def test_bulk_span_outputs_carry_the_control_signal_of_their_instance(api: Api) -> None:
+    stopped, running = api.started(), api.started()
+    open_span = api.new_span(stopped["id"])
+    response = api.post(f"/api/v1/agent_instance/{stopped['id']}/terminate", {"reason": "halt"})
+    assert response.status_code == 200
+    keys = [_key(label) for label in ("a", "b", "c", "d")]
+    items = [
+        {
+            "_type": "agent_spans/create",
+            "idempotency_key": keys[0],
+            "agent_instance_id": stopped["id"],
+            "schema_name": "test:step",
+            "status": "complete",
+        },
+        {
+            "_type": "agent_spans/create",
+            "idempotency_key": keys[1],
+            "agent_instance_id": running["id"],
+            "schema_name": "test:step",
+            "status": "complete",
+        },
+        {
+            "_type": "agent_spans/finish",
+            "idempotency_key": keys[2],
+            "agent_span_id": open_span["id"],
+            "status": "cancelled",
+        },
+        {
+            "_type": "agent_spans/create",
+            "idempotency_key": keys[3],
+            "agent_instance_id": running["id"],
+            "schema_name": "test:step",
+            "status": "active",
+        },
+    ]
+    outputs = api.post("/api/v1/bulk", {"items": items}).json()["outputs"]
+    halt = {"terminate": True, "reason": "halt"}
+    assert [outputs[key].get("control") for key in keys] == [halt, None, halt, None]
+    assert all(outputs[key]["status"] == "success" for key in keys)
+    later = api.span(stopped["id"])
+    assert later.json()["control"] == halt

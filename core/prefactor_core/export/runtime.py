@@ -20,7 +20,7 @@ __all__ = ["PipeRuntime"]
 logger = logging.getLogger("prefactor_core.export")
 
 _LINGER = 0.002  # a moment for finishes to catch up with their creates (coalescing)
-_INTAKE_BATCH = 1_000
+_INTAKE_BATCH = 100
 _POLL_BATCH = 8
 
 
