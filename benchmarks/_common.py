@@ -181,6 +181,7 @@ def environment() -> dict[str, str]:
         "langgraph",
         "llama-index-core",
         "httpx",
+        "httpx-aiohttp",
         "starlette",
         "uvicorn",
         "pydantic",

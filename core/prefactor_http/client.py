@@ -230,7 +230,7 @@ class PrefactorHttpClient:
         ).as_dict()
         # Every request goes to the one API host, so one transport (and its connection pool)
         # serves them all. Requests go to it directly: the client layers above it (cookies,
-        # redirects, auth flows) do nothing for this API and cost as much CPU as the request.
+        # redirects, auth flows) do nothing for this API and cost a fifth of a request's CPU.
         self._http = self._transport or _pooled_transport(config)
         self._closed = False
 
