@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
+
+from _span_tree import tree_lines
 
 import prefactor_integrations
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
@@ -50,22 +51,7 @@ def _sibling_order(parent: dict[str, Any] | None, siblings: list[dict[str, Any]]
 
 def outline(spans: list[dict[str, Any]]) -> str:
     """The span tree as indented ``label`` lines (see ``_sibling_order`` for sibling order)."""
-    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    ids = {s["id"] for s in spans}
-    for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
-        children[parent].append(span)
-    lines: list[str] = []
-
-    by_id = {s["id"]: s for s in spans}
-
-    def walk(parent: str | None, depth: int) -> None:
-        for span in _sibling_order(by_id.get(parent or ""), children[parent]):
-            lines.append("  " * depth + label(span))
-            walk(span["id"], depth + 1)
-
-    walk(None, 0)
-    return "\n".join(lines)
+    return "\n".join(tree_lines(spans, label, _sibling_order))
 
 
 def check_instance(

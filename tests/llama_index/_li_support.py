@@ -3,9 +3,9 @@ for what the server stored."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
+from _span_tree import tree_lines
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
@@ -90,39 +90,19 @@ def label(span: dict[str, Any]) -> str:
 
 def outline(spans: list[dict[str, Any]], *, statuses: bool = True) -> str:
     """The tree as indented labels, siblings by start time."""
-    ids = {s["id"] for s in spans}
-    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
-        children[parent].append(span)
-    lines: list[str] = []
 
-    def walk(parent: str | None, depth: int) -> None:
-        for span in sorted(children[parent], key=lambda s: (s["started_at"] or "", label(s))):
-            status = f" [{span['status']}]" if statuses else ""
-            lines.append("  " * depth + label(span) + status)
-            walk(span["id"], depth + 1)
+    def line(span: dict[str, Any]) -> str:
+        return label(span) + (f" [{span['status']}]" if statuses else "")
 
-    walk(None, 0)
-    return "\n".join(lines)
+    def order(_: dict[str, Any] | None, siblings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(siblings, key=lambda s: (s["started_at"] or "", label(s)))
+
+    return "\n".join(tree_lines(spans, line, order))
 
 
 def shape(spans: list[dict[str, Any]]) -> str:
     """The tree as indented span types only (siblings by start time)."""
-    ids = {s["id"] for s in spans}
-    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
-        children[parent].append(span)
-    lines: list[str] = []
-
-    def walk(parent: str | None, depth: int) -> None:
-        for span in sorted(children[parent], key=lambda s: s["started_at"] or ""):
-            lines.append("  " * depth + span["schema_name"].removeprefix("llama_index:"))
-            walk(span["id"], depth + 1)
-
-    walk(None, 0)
-    return "\n".join(lines)
+    return "\n".join(tree_lines(spans, lambda s: s["schema_name"].removeprefix("llama_index:")))
 
 
 def of_type(spans: list[dict[str, Any]], schema_name: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Shared pieces of the reliability tests: a scripted agent, clients, and reads of what arrived.
 
-Also importable by the scripts the tests run in subprocesses (this folder is put on their
-``PYTHONPATH``), so a child process builds the very same agent.
+Also importable by the scripts the tests run in subprocesses (this folder and its parent are
+put on their ``PYTHONPATH``), so a child process builds the very same agent.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _span_tree import tree_lines
 from langchain.agents import create_agent
 from langchain_core.tools import BaseTool, tool
 
@@ -120,24 +121,15 @@ def all_spans(server: LocalServer) -> list[dict[str, Any]]:
 
 def outline(spans: list[dict[str, Any]]) -> tuple[str, ...]:
     """The span tree as indented ``schema name`` lines, siblings in start order."""
-    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    ids = {s["id"] for s in spans}
-    for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
-        children[parent].append(span)
-    lines: list[str] = []
 
-    def walk(parent: str | None, depth: int) -> None:
-        for span in sorted(children[parent], key=lambda s: s["started_at"] or ""):
-            payload = span.get("payload") or {}
-            name = payload.get("tool_name") or payload.get("node") or payload.get("name") or ""
-            if span["schema_name"] == "langchain:llm":
-                name = payload.get("model_name") or name
-            lines.append(f"{'  ' * depth}{span['schema_name']} {name}".rstrip())
-            walk(span["id"], depth + 1)
+    def line(span: dict[str, Any]) -> str:
+        payload = span.get("payload") or {}
+        name = payload.get("tool_name") or payload.get("node") or payload.get("name") or ""
+        if span["schema_name"] == "langchain:llm":
+            name = payload.get("model_name") or name
+        return f"{span['schema_name']} {name}".rstrip()
 
-    walk(None, 0)
-    return tuple(lines)
+    return tuple(tree_lines(spans, line))
 
 
 @dataclass(frozen=True)
@@ -237,7 +229,7 @@ def run_script(
     variables = dict(os.environ)
     variables.update(server.env)
     variables["PYTHONPATH"] = os.pathsep.join(
-        [str(HERE), *filter(None, [variables.get("PYTHONPATH")])]
+        [str(HERE), str(HERE.parent), *filter(None, [variables.get("PYTHONPATH")])]
     )
     variables.update(env)
     return subprocess.run(
