@@ -189,7 +189,6 @@ class PrefactorHttpClient:
         }
         self._timeout: dict[str, float | None] = {}
         self._http: httpx.AsyncBaseTransport | None = None
-        self._closed = True
         self.agent_instances = AgentInstanceClient(self)
         self.agent_spans = AgentSpanClient(self)
         self.bulk = BulkClient(self)
@@ -218,7 +217,7 @@ class PrefactorHttpClient:
     @property
     def is_open(self) -> bool:
         """Whether the HTTP session is open."""
-        return self._http is not None and not self._closed
+        return self._http is not None
 
     async def open(self) -> None:
         """Open the pooled HTTP session (done by ``async with``); a no-op when already open."""
@@ -232,13 +231,11 @@ class PrefactorHttpClient:
         # serves them all. Requests go to it directly: the client layers above it (cookies,
         # redirects, auth flows) do nothing for this API and cost a fifth of a request's CPU.
         self._http = self._transport or _pooled_transport(config)
-        self._closed = False
 
     async def close(self) -> None:
         """Close the HTTP session; safe to call more than once. ``open()`` may follow."""
         http, self._http = self._http, None
-        if http is not None and not self._closed:
-            self._closed = True
+        if http is not None:
             await http.aclose()
 
     async def __aenter__(self) -> PrefactorHttpClient:
@@ -316,7 +313,7 @@ class PrefactorHttpClient:
             logger.warning("on_retry callback raised", exc_info=True)
 
     def _session(self) -> httpx.AsyncBaseTransport:
-        if self._http is None or self._closed:
+        if self._http is None:
             raise PrefactorClientError("HTTP session not initialized")
         return self._http
 

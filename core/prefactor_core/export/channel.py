@@ -119,18 +119,9 @@ class ExportChannel:
 
     def stats(self) -> ExportStats:
         """A snapshot of the counters."""
-        counters = self.counters
         stopped = self.stopped_error
-        return ExportStats(
-            queued=counters.queued,
-            sent=counters.sent,
-            retried=counters.retried,
-            coalesced=counters.coalesced + counters.source_coalesced,
-            dropped=counters.dropped,
-            truncated=counters.truncated,
-            failed=counters.failed,
-            pending=counters.pending,
-            health=self.health(),
+        return self.counters.snapshot(
+            self.health(),
             export_stopped=stopped is not None,
             last_error=stopped.message if stopped is not None else self.last_error,
         )

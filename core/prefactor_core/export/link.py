@@ -105,20 +105,7 @@ class ClientExport:
         channel = self._channel or self._last_channel
         if channel is not None:
             return channel.stats()
-        counters = self.counters
-        return ExportStats(
-            queued=counters.queued,
-            sent=counters.sent,
-            retried=counters.retried,
-            coalesced=counters.coalesced + counters.source_coalesced,
-            dropped=counters.dropped,
-            truncated=counters.truncated,
-            failed=counters.failed,
-            pending=counters.pending,
-            health="healthy",
-            export_stopped=False,
-            last_error=None,
-        )
+        return self.counters.snapshot()
 
     def _detach(self) -> tuple[ExportChannel | None, Any]:
         with self._lock:

@@ -48,6 +48,27 @@ class Counters:
         """Operations queued and not yet sent or given up."""
         return max(0, self.queued - self.done)
 
+    def snapshot(
+        self,
+        health: ExportHealth = "healthy",
+        export_stopped: bool = False,
+        last_error: str | None = None,
+    ) -> ExportStats:
+        """The totals as an `ExportStats`, with the given health."""
+        return ExportStats(
+            queued=self.queued,
+            sent=self.sent,
+            retried=self.retried,
+            coalesced=self.coalesced + self.source_coalesced,
+            dropped=self.dropped,
+            truncated=self.truncated,
+            failed=self.failed,
+            pending=self.pending,
+            health=health,
+            export_stopped=export_stopped,
+            last_error=last_error,
+        )
+
 
 @dataclass(frozen=True)
 class ExportStats:
