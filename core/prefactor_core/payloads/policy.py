@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
+from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS, Redactor
 
 __all__ = [
     "DEFAULT_KEEP_KEYS",
@@ -119,3 +120,11 @@ class PayloadPolicy:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.mask is not None and not callable(self.mask):
             raise TypeError("mask must be callable")
+
+    @cached_property
+    def _redactor(self) -> Redactor | None:
+        """The redactor of ``secret_patterns`` and ``secret_keys`` (None when
+        ``redact_secrets`` is off), built once per policy: payloads are many, policies few."""
+        if not self.redact_secrets:
+            return None
+        return Redactor(self.secret_patterns, self.secret_keys)

@@ -21,7 +21,6 @@ from os import PathLike
 from typing import Any
 
 from prefactor_core.payloads.policy import MAX_KEPT_CHARS, PayloadPolicy
-from prefactor_core.payloads.redact import Redactor
 
 __all__ = ["Deferred", "Serializer", "json_size"]
 
@@ -91,7 +90,7 @@ class Serializer:
 
     def __init__(self, policy: PayloadPolicy, budget: int | None = None) -> None:
         self.policy = policy
-        self.redactor = _redactor_for(policy) if policy.redact_secrets else None
+        self.redactor = policy._redactor
         self.budget = policy.max_payload_bytes if budget is None else budget
         self.truncated = 0
         self._active: set[int] = set()
@@ -380,22 +379,6 @@ def _is_small(value: Any) -> bool:
         or kind is float
         or (kind is str and len(value) <= _SMALL_STRING)
     )
-
-
-_redactors: dict[int, tuple[PayloadPolicy, Redactor]] = {}
-_MAX_REDACTORS = 64
-
-
-def _redactor_for(policy: PayloadPolicy) -> Redactor:
-    """The policy's redactor, built once per policy object (policies live long; payloads
-    are many)."""
-    entry = _redactors.get(id(policy))
-    if entry is None or entry[0] is not policy:
-        if len(_redactors) >= _MAX_REDACTORS:
-            _redactors.clear()
-        entry = (policy, Redactor(policy.secret_patterns, policy.secret_keys))
-        _redactors[id(policy)] = entry
-    return entry[1]
 
 
 class _Nothing:
