@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefactor_local.trace import SpanNode, Trace
+
 __all__ = ["OutlineMismatchError", "assert_outline", "outline", "span_label"]
 
 TraceLike = Any | Sequence[Mapping[str, Any]]
@@ -90,35 +92,21 @@ def _spans_of(trace: TraceLike) -> list[dict[str, Any]]:
 
 
 def _tree(spans: list[dict[str, Any]]) -> list[_Node]:
-    ids = {span["id"] for span in spans}
-    order = {span["id"]: i for i, span in enumerate(spans)}
-    kids: dict[str | None, list[dict[str, Any]]] = {}
-    for span in spans:
-        parent = span.get("parent_span_id")
-        key = parent if parent in ids and parent != span["id"] else None
-        kids.setdefault(key, []).append(span)
+    """The spans nested as the local server's `Trace` nests them, as outline nodes."""
 
-    def build(parent: str | None, seen: frozenset[str]) -> list[_Node]:
-        found = sorted(
-            kids.get(parent, []), key=lambda s: (str(s.get("started_at") or ""), order[s["id"]])
+    def node(span_node: SpanNode) -> _Node:
+        span = span_node.span
+        payload = span.get("payload")
+        step = payload.get("step") if isinstance(payload, Mapping) else None
+        return _Node(
+            schema=span_node.schema_name,
+            label=span_label(span),
+            status=span_node.status,
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            children=_canonical([node(child) for child in span_node.children]),
         )
-        nodes = []
-        for span in found:
-            if span["id"] in seen:
-                continue
-            payload = span.get("payload")
-            step = payload.get("step") if isinstance(payload, Mapping) else None
-            node = _Node(
-                schema=str(span.get("schema_name") or ""),
-                label=span_label(span),
-                status=str(span.get("status") or ""),
-                step=step if isinstance(step, int) and not isinstance(step, bool) else None,
-                children=build(span["id"], seen | {span["id"]}),
-            )
-            nodes.append(node)
-        return _canonical(nodes)
 
-    return build(None, frozenset())
+    return _canonical([node(root) for root in Trace.build({}, spans).roots])
 
 
 def _canonical(nodes: list[_Node]) -> list[_Node]:
