@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+from prefactor_local.trace import SpanNode, Trace
 
 Span = dict[str, Any]
 
@@ -19,19 +20,15 @@ def tree_lines(
     line: Callable[[Span], str],
     order: Callable[[Span | None, list[Span]], list[Span]] = by_start,
 ) -> list[str]:
-    """``line(span)`` for every span, indented two spaces per level. A span whose parent is not
-    among ``spans`` is a root; ``order(parent, siblings)`` puts each level in order."""
-    by_id = {span["id"]: span for span in spans}
-    children: dict[str | None, list[Span]] = defaultdict(list)
-    for span in spans:
-        parent = span["parent_span_id"] if span["parent_span_id"] in by_id else None
-        children[parent].append(span)
+    """``line(span)`` for every span of the tree `Trace.build` makes of ``spans``, indented two
+    spaces per level; ``order(parent, siblings)`` puts each level in order."""
     lines: list[str] = []
 
-    def walk(parent: str | None, depth: int) -> None:
-        for span in order(by_id.get(parent or ""), children[parent]):
+    def walk(nodes: list[SpanNode], parent: Span | None, depth: int) -> None:
+        node_of = {id(node.span): node for node in nodes}
+        for span in order(parent, [node.span for node in nodes]):
             lines.append("  " * depth + line(span))
-            walk(span["id"], depth + 1)
+            walk(node_of[id(span)].children, span, depth + 1)
 
-    walk(None, 0)
+    walk(Trace.build({}, spans).roots, None, 0)
     return lines
