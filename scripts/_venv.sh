@@ -1,21 +1,15 @@
-# Sourced by the other scripts: creates .venv and installs the project into it when
-# pyproject.toml changed since the last install.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
-PYTHON_BIN="${PYTHON:-python3}"
+# Sourced by the other scripts: makes .venv match uv.lock (`uv sync --locked`) with the extras
+# and groups in UV_SYNC_ARGS, then puts .venv first on PATH.
+source "$(dirname "${BASH_SOURCE[0]}")/_uv.sh"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "==> creating virtual environment in .venv"
-  "$PYTHON_BIN" -m venv "$VENV"
+[ -x "$ROOT/.venv/bin/python" ] || echo "==> creating .venv from uv.lock (first run: about half a minute)"
+# Prints nothing when .venv already matches the lock.
+# shellcheck disable=SC2086  # UV_SYNC_ARGS is a list of flags
+if ! "$UV" sync --locked --quiet --python "$PYTHON_BIN" ${UV_SYNC_ARGS:-}; then
+  if ! "$UV" lock --check --quiet --python "$PYTHON_BIN" 2>/dev/null; then
+    echo "error: uv.lock does not match pyproject.toml. Run ./scripts/lock and commit uv.lock." >&2
+  fi
+  exit 1
 fi
-
-stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | cksum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ]; then
-  echo "==> installing prefactor-integrations[$EXTRAS] (first run takes about a minute)"
-  "$VENV/bin/python" -m pip install -qq --upgrade pip
-  "$VENV/bin/python" -m pip install -qq --progress-bar off -e "$ROOT[$EXTRAS]"
-  touch "$stamp"
-fi
-export PATH="$VENV/bin:$PATH"
+export PATH="$ROOT/.venv/bin:$PATH" VIRTUAL_ENV="$ROOT/.venv"
 cd "$ROOT"
