@@ -28,8 +28,8 @@ from prefactor_core.exceptions import (
     PrefactorTerminatedError,
     SpanNotFoundError,
 )
-from prefactor_core.export.exporter import flush_all
 from prefactor_core.export.stats import ExportStats
+from prefactor_core.export.thread import flush_all
 from prefactor_core.managers.agent_instance import AgentInstanceHandle
 from prefactor_core.models import AgentInstance, Span
 from prefactor_core.operations import Operation, OperationType

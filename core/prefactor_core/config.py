@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prefactor_core.payloads import PayloadPolicy
 from prefactor_http.config import HttpClientConfig
@@ -27,37 +27,102 @@ _ENV_AGENT = "PREFACTOR_AGENT_ID"
 _ENV_ENVIRONMENT = "PREFACTOR_ENVIRONMENT_ID"
 
 
-class QueueConfig(BaseModel):
-    """Bounds and pacing of the export.
+def _env(name: str, default: float, kind: type[int] | type[float]) -> Any:
+    """``PREFACTOR_<name>`` read as ``kind``, or ``default`` when unset; a value that is not a
+    number raises `ValueError` naming the variable."""
+    variable = f"PREFACTOR_{name}"
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return kind(default)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {variable} must be {'an integer' if kind is int else 'a number'}"
+            f", got {text!r}"
+        ) from None
 
-    - ``num_workers``: how many agent instances are exported at the same time (each instance's
-      operations stay in order; several instances proceed side by side).
-    - ``max_retries``: extra rounds for an operation whose HTTP attempts (``max_retries`` of
-      the `HttpClientConfig`) all failed with a transient error.
-    - ``retry_delay_base``: the wait before the first extra round; it doubles each round.
-    - ``max_buffered_operations``: operations waiting or in flight, per client.
+
+def _default(name: str, default: float, kind: type[int] | type[float] = int) -> Any:
+    return Field(default_factory=lambda: _env(name, default, kind))
+
+
+class QueueConfig(BaseModel):
+    """The export policy: every bound and pacing knob of the exporter, in one place.
+
+    Each default comes from a ``PREFACTOR_*`` environment variable when it is set (see
+    docs/configuration.md for the table).
+
+    - ``max_buffered_operations`` (``PREFACTOR_MAX_BUFFERED_OPERATIONS``): operations
+      waiting or in flight, per destination.
+    - ``max_buffered_bytes`` (``PREFACTOR_MAX_BUFFERED_BYTES``): the prepared payload bytes
+      they may hold. Near either bound, new runs are refused whole (counted in
+      ``dropped_runs``), so the runs already under way still complete; past the byte bound a
+      payload is replaced by a note saying so.
     - ``drop_policy``: see `DropPolicy`.
-    - ``export_concurrency``: requests in flight at once, per client.
-    - ``shutdown_timeout``: how long ``close()`` and interpreter exit wait for delivery.
-    - ``bulk_max_items``: when above 0, operations that may be sent now are batched into
-      ``POST /api/v1/bulk`` requests of at most this many items (opt-in; 0 sends one request
-      per operation). Only operations whose predecessors are done go into a request, so
-      per-instance order is kept; every item carries its operation's idempotency key, so a
-      retried request stores nothing twice; an item the server refuses is retried on its own.
-      One request may carry operations of up to ``bulk_max_items`` instances (instead of
-      ``num_workers``).
+    - ``bulk_max_items`` / ``bulk_max_bytes`` (``PREFACTOR_BULK_MAX_ITEMS`` /
+      ``PREFACTOR_BULK_MAX_BYTES``): one ``POST /api/v1/bulk`` request carries whole runs in
+      order, up to this many items or bytes. 0 items sends one request per operation. A
+      server without the bulk endpoint is detected and served one request per operation.
+    - ``linger`` (``PREFACTOR_EXPORT_LINGER``, seconds): how long operations may gather before
+      they are sent together (``flush`` and exit do not wait for it).
+    - ``max_requests_in_flight`` (``PREFACTOR_MAX_REQUESTS_IN_FLIGHT``): bulk requests under
+      way at once.
+    - ``export_concurrency`` (``PREFACTOR_EXPORT_CONCURRENCY``): requests under way at once
+      when one request carries one operation (causal order kept, siblings side by side).
+    - ``retry_budget`` (``PREFACTOR_RETRY_BUDGET``, seconds): how long an operation is retried
+      after its first failed attempt (jittered exponential backoff between
+      `HttpClientConfig`'s ``initial_retry_delay`` and ``max_retry_delay``, or the server's
+      ``Retry-After``); a run is never given up while its operations are within it.
+    - ``shutdown_timeout`` (``PREFACTOR_SHUTDOWN_TIMEOUT``, seconds): how long ``close()``,
+      interpreter exit and SIGTERM wait for delivery.
+    - ``num_workers``, ``max_retries``, ``retry_delay_base``: accepted for compatibility with
+      the published SDK; the retry budget above replaces them.
     """
 
     model_config = ConfigDict(validate_assignment=True)
 
+    max_buffered_operations: int = _default("MAX_BUFFERED_OPERATIONS", 100_000)
+    max_buffered_bytes: int = _default("MAX_BUFFERED_BYTES", 64 * 1024 * 1024)
+    drop_policy: DropPolicy = "drop_spans_first"
+    bulk_max_items: int = _default("BULK_MAX_ITEMS", 500)
+    bulk_max_bytes: int = _default("BULK_MAX_BYTES", 2 * 1024 * 1024)
+    linger: float = _default("EXPORT_LINGER", 0.02, float)
+    max_requests_in_flight: int = _default("MAX_REQUESTS_IN_FLIGHT", 2)
+    export_concurrency: int = _default("EXPORT_CONCURRENCY", 16)
+    retry_budget: float = _default("RETRY_BUDGET", 600.0, float)
+    shutdown_timeout: float = _default("SHUTDOWN_TIMEOUT", 10.0, float)
     num_workers: int = Field(default=3, ge=1, le=20)
     max_retries: int = Field(default=3, ge=0)
     retry_delay_base: float = Field(default=1.0, gt=0)
-    max_buffered_operations: int = Field(default=10_000, ge=1)
-    drop_policy: DropPolicy = "drop_spans_first"
-    export_concurrency: int = Field(default=32, ge=1, le=1024)
-    shutdown_timeout: float = Field(default=10.0, ge=0)
-    bulk_max_items: int = Field(default=0, ge=0, le=1000)
+
+    @field_validator("max_buffered_operations", "max_buffered_bytes", "bulk_max_bytes")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("bulk_max_items")
+    @classmethod
+    def _items(cls, value: int) -> int:
+        if not 0 <= value <= 10_000:
+            raise ValueError("must be between 0 and 10000")
+        return value
+
+    @field_validator("max_requests_in_flight", "export_concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if not 1 <= value <= 256:
+            raise ValueError("must be between 1 and 256")
+        return value
+
+    @field_validator("linger", "retry_budget", "shutdown_timeout")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not 0 <= value < float("inf"):
+            raise ValueError("must be a finite number of seconds, 0 or more")
+        return value
 
 
 class PrefactorCoreConfig(BaseModel):

@@ -23,8 +23,9 @@ from typing import Any
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.context_stack import _stack
 from prefactor_core.exceptions import PrefactorTerminatedError, SpanNotFoundError
-from prefactor_core.export.link import ClientExport
+from prefactor_core.export.pipe import ClientExport
 from prefactor_core.export.stats import ExportStats
+from prefactor_core.export.thread import before_shutdown
 from prefactor_core.ids import issued_here, new_pfid, pfid_partition
 from prefactor_core.monitoring.registry import termination_registry
 from prefactor_core.monitoring.termination_monitor import TerminationCallback, TerminationMonitor
@@ -73,6 +74,7 @@ class _OpenSpan:
 class _OpenInstance:
     partition: int | None
     spans: dict[str, None]
+    dropped: bool = False  # refused whole: the buffer was near its bounds
 
 
 class Tracer:
@@ -117,7 +119,7 @@ class Tracer:
 
     def connect(self) -> None:
         """Attach to the process's exporter now (otherwise done on first use)."""
-        self._export.channel()
+        self._export.connect()
 
     def _put(self, operation: Operation) -> bool:
         return self._export.put(operation)
@@ -207,9 +209,19 @@ class Tracer:
         )
         termination_registry.monitor(new_id)
         with self._lock:
-            self._instances[new_id] = _OpenInstance(pfid_partition(new_id), {})
-            self._put(operation)
+            instance = _OpenInstance(pfid_partition(new_id), {})
+            self._instances[new_id] = instance
+            instance.dropped = not self._put(operation)
         return new_id
+
+    def _refused(self, instance_id: str) -> bool:
+        """Under the lock: whether ``instance_id``'s run was refused (its operation is then
+        counted as dropped and not queued)."""
+        instance = self._instances.get(instance_id)
+        if instance is not None and instance.dropped:
+            self._export.note_dropped()
+            return True
+        return False
 
     def default_schema_version(self) -> dict[str, Any]:
         """The configured registry's schema version (content-hashed id), or an empty one."""
@@ -236,7 +248,8 @@ class Tracer:
             idempotency_key,
         )
         with self._lock:
-            self._put(operation)
+            if not self._refused(instance_id):
+                self._put(operation)
 
     def finish_instance(
         self,
@@ -259,18 +272,20 @@ class Tracer:
             logger.debug("instance %s is the parent process's; not finished here", instance_id)
             return
         with self._lock:
+            refused = self._refused(instance_id)
             instance = self._instances.pop(instance_id, None)
             if instance is not None:
                 for span_id in reversed(list(instance.spans)):
                     self._finish_locked(span_id, "cancelled", None, finished)
-            self._put(
-                Operation(
-                    OperationType.FINISH_AGENT_INSTANCE,
-                    {"instance_id": instance_id, "status": status},
-                    finished,
-                    idempotency_key,
+            if not refused:
+                self._put(
+                    Operation(
+                        OperationType.FINISH_AGENT_INSTANCE,
+                        {"instance_id": instance_id, "status": status},
+                        finished,
+                        idempotency_key,
+                    )
                 )
-            )
         termination_registry.release(instance_id)
 
     def record_quality(
@@ -293,7 +308,8 @@ class Tracer:
             idempotency_key,
         )
         with self._lock:
-            self._put(operation)
+            if not self._refused(instance_id):
+                self._put(operation)
 
     # -- spans ------------------------------------------------------------------------------
 
@@ -383,6 +399,11 @@ class Tracer:
         }
         if finish is not None:
             data["status"], data["result_payload"], data["finished_at"] = finish
+        instance = self._instances.get(record.instance_id)
+        if instance is not None and instance.dropped:
+            record.dropped = True
+            self._export.note_dropped()
+            return
         operation = Operation(OperationType.CREATE_SPAN, data, started, None, record.metadata())
         if not self._put(operation):
             record.dropped = True
@@ -678,6 +699,19 @@ def current_instance_id() -> str | None:
             if record is not None:
                 return record.instance_id
     return None
+
+
+def _cancel_open_runs() -> None:
+    """At exit: every run still open is finished ``cancelled`` before the last drain."""
+    for tracer in _tracers():
+        # A signal handler may run while this thread holds the lock: never wait for ever.
+        if not tracer._lock.acquire(timeout=0.5):
+            continue
+        tracer._lock.release()
+        tracer._sweep(None)
+
+
+before_shutdown(_cancel_open_runs)
 
 
 def _after_fork_in_child() -> None:

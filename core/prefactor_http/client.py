@@ -113,7 +113,7 @@ def _is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _proxy_for(api_url: str) -> str | None:
+def proxy_for(api_url: str) -> str | None:
     """The proxy the environment names for ``api_url`` (``HTTPS_PROXY``, ``ALL_PROXY``...),
     or None when there is none, ``NO_PROXY`` exempts the host, or the host is this machine."""
     parts = urlsplit(api_url)
@@ -128,7 +128,7 @@ def _proxy_for(api_url: str) -> str | None:
 
 def _pooled_transport(config: HttpClientConfig) -> httpx.AsyncBaseTransport:
     """The connection pool of ``config.transport``, with the environment's proxy if any."""
-    proxy = _proxy_for(config.api_url)
+    proxy = proxy_for(config.api_url)
     if config.transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 

@@ -13,7 +13,12 @@ import httpx
 from prefactor_http.config import HttpClientConfig
 from prefactor_http.exceptions import PrefactorApiError, PrefactorResponseContractError
 
-__all__ = ["RetryAttempt", "RetryCallback", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "RetryAttempt",
+    "RetryCallback",
+    "RetryPolicy",
+    "parse_retry_after",
+]
 
 _JITTER_LOW = 0.75
 _JITTER_HIGH = 1.25
@@ -77,6 +82,11 @@ class RetryPolicy:
         if isinstance(exc, (PrefactorApiError, PrefactorResponseContractError)):
             return exc.status_code is not None and exc.status_code in self.status_codes
         return isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS)
+
+    def retries_status(self, status: int) -> bool:
+        """Whether an answer with HTTP ``status`` is worth another attempt: the configured
+        ``retry_on_status_codes`` (429 and 5xx but 501 by default), and 408."""
+        return status == 408 or status in self.status_codes
 
     def backoff(self, retry_index: int) -> float:
         """Jittered exponential delay before retry ``retry_index`` (0-based), capped."""

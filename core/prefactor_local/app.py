@@ -52,10 +52,12 @@ class LocalApp:
         *,
         faults: FaultConfig | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        bulk: bool = True,
     ) -> None:
         self.store = store
         self.token = token
         self.max_body_bytes = max_body_bytes
+        self.bulk = bulk
         self.service = Service(store)
         self.starlette = Starlette(
             routes=self._routes(),
@@ -212,7 +214,7 @@ class LocalApp:
                 mutate(service.finish_span, path_param="span_id", optional=True),
                 methods=["POST"],
             ),
-            Route("/api/v1/bulk", self._bulk, methods=["POST"]),
+            *([Route("/api/v1/bulk", self._bulk, methods=["POST"])] if self.bulk else []),
             Route(
                 "/api/v1/agent",
                 mutate(service.create_agent, path_param=None, optional=False),

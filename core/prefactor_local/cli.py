@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-body-bytes", type=int, default=5 * 1024 * 1024, help="request body limit"
     )
+    serve.add_argument(
+        "--no-bulk", action="store_true", help="serve no /api/v1/bulk endpoint (answers 404)"
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
 
@@ -112,7 +115,9 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"prefactor-local: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     url = format_url(args.host, sock.getsockname()[1])
-    app = LocalApp(store, token, faults=faults, max_body_bytes=args.max_body_bytes)
+    app = LocalApp(
+        store, token, faults=faults, max_body_bytes=args.max_body_bytes, bulk=not args.no_bulk
+    )
     print(f"Prefactor local server listening on {url}")
     print(f"Database: {args.db.resolve()}")
     if source is not None:

@@ -21,7 +21,7 @@ from prefactor_local.errors import validation_error
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN_PREFIX = "/api/v1/_admin"
-FAULT_KINDS = ("drop", "hang", "error", "bad_json", "non_object", "drop_response")
+FAULT_KINDS = ("drop", "hang", "error", "bad_json", "non_object", "drop_response", "garble")
 
 
 @dataclass
@@ -38,6 +38,8 @@ class FaultConfig:
       response: the retry must be answered by an idempotent replay).
     - `bad_json_rate` / `non_object_rate`: answer 200 with a malformed JSON body, or a JSON
       body that is not an object, without doing the work.
+    - `garble_rate`: do the work, then answer 200 with a malformed JSON body (the retry must
+      be answered by an idempotent replay).
     - `path_prefix`: only requests whose path starts with it are eligible.
     - `max_faults`: how many more faults may fire (decremented as they do); None = unlimited.
     - `seed`: makes the random choices reproducible (re-seeded whenever the seed changes).
@@ -55,6 +57,7 @@ class FaultConfig:
     drop_response_rate: float = 0
     bad_json_rate: float = 0
     non_object_rate: float = 0
+    garble_rate: float = 0
     max_faults: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -172,6 +175,7 @@ class FaultInjector:
                 ("bad_json", config.bad_json_rate),
                 ("non_object", config.non_object_rate),
                 ("drop_response", config.drop_response_rate),
+                ("garble", config.garble_rate),
             )
             if not any(rate for _, rate in rates):
                 return _Decision(None)
@@ -216,9 +220,12 @@ class FaultInjector:
         elif decision.kind == "error":
             await self._send_error(send, decision.status, config.retry_after)
         elif decision.kind == "bad_json":
-            await _send_raw(send, 200, b'{"status": "success", "details": {"id": ')
+            await _send_raw(send, 200, _GARBLED)
         elif decision.kind == "non_object":
             await _send_raw(send, 200, b'["status", "success"]')
+        elif decision.kind == "garble":
+            await self.app(scope, receive, _swallow)
+            await _send_raw(send, 200, _GARBLED)
         else:
             await self.app(scope, receive, _swallow)
             await drop_connection(scope, send)
@@ -248,6 +255,9 @@ class FaultInjector:
             text = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
             headers.append((b"retry-after", text.encode()))
         await _send_raw(send, status, body, headers)
+
+
+_GARBLED = b'{"status": "success", "details": {"id": '
 
 
 async def _send_raw(

@@ -145,7 +145,7 @@ class LocalServer:
 
     Use as a context manager, or call `start()` / `stop()`. `restart()` comes back on the same
     port with the same database (for outage tests). `db_path=None` uses a fresh temporary file
-    that `stop()` removes.
+    that `stop()` removes. `bulk=False` serves no `/api/v1/bulk` (404), as some servers do.
     """
 
     def __init__(
@@ -158,8 +158,10 @@ class LocalServer:
         faults: FaultConfig | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_level: str = "warning",
+        bulk: bool = True,
     ) -> None:
         self.host = host
+        self.bulk = bulk
         self.port = port
         self.max_body_bytes = max_body_bytes
         self.log_level = log_level
@@ -199,7 +201,11 @@ class LocalServer:
         sock = self._bind()
         self.port = sock.getsockname()[1]
         app = LocalApp(
-            self.store, self.token, faults=self._faults, max_body_bytes=self.max_body_bytes
+            self.store,
+            self.token,
+            faults=self._faults,
+            max_body_bytes=self.max_body_bytes,
+            bulk=self.bulk,
         )
         config = uvicorn_config(app, log_level=self.log_level, access_log=False)
         server = _PromptServer(config)

@@ -30,7 +30,7 @@ def config_for(
     server: LocalServer, *, http: dict[str, Any] | None = None, **queue: Any
 ) -> PrefactorCoreConfig:
     """A core config for ``server``; keyword arguments set `QueueConfig` fields."""
-    queue_values: dict[str, Any] = {"max_retries": 2, "retry_delay_base": 0.01}
+    queue_values: dict[str, Any] = {"retry_budget": 5.0}
     queue_values.update(queue)
     poll = queue_values.pop("termination_poll_interval", 0.2)
     return PrefactorCoreConfig(
@@ -60,3 +60,8 @@ def processing_log(server: LocalServer) -> list[tuple[str, str]]:
 def spans_by_id(server: LocalServer, instance_id: str) -> dict[str, dict[str, Any]]:
     """The stored spans of an instance, by id."""
     return {span["id"]: span for span in server.store.list_spans(instance_id)}
+
+
+def api_requests(server: LocalServer) -> list[Any]:
+    """The requests the server recorded, less its admin routes (health checks, faults)."""
+    return [r for r in server.requests if not r.path.startswith("/api/v1/_admin")]

@@ -1,12 +1,22 @@
-"""The opt-in bulk transport (``QueueConfig.bulk_max_items``) against the real local server:
-everything stored exactly once, in order, with faults on; refused items and refused bulk
-requests fall back to single requests."""
+"""Delivery against the real local server, in both ways of sending: whole runs per bulk
+request (the default) and one request per operation (``bulk_max_items=0``, or a server
+without the bulk endpoint). Everything is stored exactly once and in order with faults on."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
-from _core_support import AGENT_VERSION, config_for, http_config, processing_log, spans_by_id
+import pytest
+from _core_support import (
+    AGENT_VERSION,
+    api_requests,
+    config_for,
+    http_config,
+    processing_log,
+    spans_by_id,
+)
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, QueueConfig
 from prefactor_core.operations import Operation, OperationType
@@ -52,17 +62,21 @@ def _build(client: PrefactorCoreClient, runs: int, steps: int) -> dict[str, dict
     return trees
 
 
-async def test_bulk_mode_stores_everything_once_in_order_despite_faults(
-    local_server: LocalServer,
+@pytest.mark.parametrize("bulk_max_items", [25, 0], ids=["bulk", "single"])
+def test_everything_is_stored_once_in_order_despite_faults(
+    local_server: LocalServer, bulk_max_items: int
 ) -> None:
     local_server.faults = FaultConfig(
-        seed=99, error_rate=0.3, error_statuses=(500, 503, 429), drop_response_rate=0.3
+        seed=99,
+        error_rate=0.3,
+        error_statuses=(500, 503, 429),
+        hang_rate=0.05,
+        hang_seconds=1.0,
+        drop_response_rate=0.1,
     )
     config = PrefactorCoreConfig(
-        http_config=http_config(
-            local_server.url, local_server.token, request_timeout=2.0, max_retries=6
-        ),
-        queue_config=QueueConfig(max_retries=6, retry_delay_base=0.02, bulk_max_items=25),
+        http_config=http_config(local_server.url, local_server.token, request_timeout=0.5),
+        queue_config=QueueConfig(bulk_max_items=bulk_max_items, linger=0.001, retry_budget=60),
         termination_poll_interval=None,
     )
     client = PrefactorCoreClient(config)
@@ -74,10 +88,15 @@ async def test_bulk_mode_stores_everything_once_in_order_despite_faults(
 
     assert stats.failed == 0 and stats.dropped == 0, stats
     injected = local_server.injected_faults
-    assert injected["error"] > 0 and injected["drop_response"] > 0, injected
-    bulk_requests = [r for r in local_server.requests if r.path == "/api/v1/bulk"]
-    assert bulk_requests and max(len(r.json()["items"]) for r in bulk_requests) > 1
-    # A lost answer was retried as a whole: its items were replayed, not stored again.
+    assert injected["error"] > 0 and injected["hang"] + injected["drop_response"] > 0, injected
+    sent = api_requests(local_server)
+    bulk_requests = [r for r in sent if r.path == "/api/v1/bulk"]
+    if bulk_max_items:
+        assert {r.path for r in sent} == {"/api/v1/bulk"}
+        assert max(len(r.json()["items"]) for r in bulk_requests) > 1
+    else:
+        assert not bulk_requests
+    # A lost answer was retried as a whole: what it carried was replayed, not stored again.
     replays = [s["replays"] for i in trees for s in local_server.store.list_spans(i)]
     replays += [local_server.store.get_instance(i)["replays"] for i in trees]  # type: ignore[index]
     assert sum(replays) > 0
@@ -98,13 +117,34 @@ async def test_bulk_mode_stores_everything_once_in_order_despite_faults(
             assert stored[span_id]["status"] == "complete"
             assert stored[span_id]["parent_span_id"] == parent
             created = position[("span_create", span_id)]
-            assert started < created
+            assert position[("instance_register", instance_id)] < created
             if parent is not None:
                 assert position[("span_create", parent)] < created
             assert created <= position.get(("span_finish", span_id), created) < finished
 
 
-async def test_an_item_the_server_refuses_is_retried_on_its_own(
+def test_one_run_goes_out_in_one_request(local_server: LocalServer) -> None:
+    client = PrefactorCoreClient(config_for(local_server, termination_poll_interval=None))
+    trees = _build(client, runs=1, steps=3)
+    assert client.tracer.flush(10)
+    stats = client.stats()
+    client.tracer.close(timeout=5)
+
+    (request,) = api_requests(local_server)
+    assert request.path == "/api/v1/bulk"
+    items = request.json()["items"]
+    # register, start, then each span created with its end (coalesced), quality, finish
+    kinds = [item["_type"] for item in items]
+    assert kinds[:2] == ["agent_instances/register", "agent_instances/start"]
+    assert kinds[-2:] == ["agent_instances/record_quality", "agent_instances/finish"]
+    assert kinds[2:-2] == ["agent_spans/create"] * 7
+    assert all(item["status"] == "complete" for item in items[2:-2])
+    assert stats.requests == 1 and stats.sent == len(items) and stats.coalesced == 7
+    (instance_id,) = trees
+    assert set(spans_by_id(local_server, instance_id)) == set(trees[instance_id])
+
+
+async def test_an_item_the_server_refuses_does_not_hold_back_the_rest(
     local_server: LocalServer,
 ) -> None:
     client = PrefactorCoreClient(config_for(local_server, bulk_max_items=50))
@@ -115,8 +155,8 @@ async def test_an_item_the_server_refuses_is_retried_on_its_own(
     assert tracer.flush(10)
     local_server.clear_requests()
 
-    # A second finish of a finished span: the bulk item is answered 409 and the items after it
-    # are not run; alone, the 409 means "already finished", and the others go through.
+    # A second finish of a finished span: the bulk item is answered 409 ("already finished",
+    # so done) and the items after it, which the server did not run, are sent again.
     again = {"span_id": finished, "instance_id": instance, "status": "failed"}
     tracer.submit(Operation(OperationType.FINISH_SPAN, again, utc_now()))
     later = [tracer.create_span(instance, "agent:step", payload={"n": n}) for n in range(10)]
@@ -128,9 +168,7 @@ async def test_an_item_the_server_refuses_is_retried_on_its_own(
     tracer.close(timeout=5)
 
     assert stats.failed == 0, stats
-    paths = [r.path for r in local_server.requests]
-    assert "/api/v1/bulk" in paths, paths
-    assert f"/api/v1/agent_spans/{finished}/finish" in paths, paths
+    assert [r.path for r in api_requests(local_server)] == ["/api/v1/bulk"] * 2
     stored = spans_by_id(local_server, instance)
     assert set(stored) == {finished, *later}
     assert stored[finished]["status"] == "complete"  # the refused finish changed nothing
@@ -138,19 +176,25 @@ async def test_an_item_the_server_refuses_is_retried_on_its_own(
     assert local_server.store.get_instance(instance)["status"] == "complete"  # type: ignore[index]
 
 
-async def test_a_server_without_bulk_gets_single_requests(local_server: LocalServer) -> None:
-    local_server.faults = FaultConfig(
-        error_rate=1.0, error_statuses=(404,), path_prefix="/api/v1/bulk"
-    )
-    client = PrefactorCoreClient(config_for(local_server, bulk_max_items=50))
-    trees = _build(client, runs=3, steps=4)
-    assert client.tracer.flush(30)
-    stats = client.stats()
-    client.tracer.close(timeout=5)
+def test_a_server_without_bulk_is_detected_and_served_per_operation(
+    tmp_path: Path, caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="prefactor_core.export")
+    with LocalServer(db_path=tmp_path / "no-bulk.db", bulk=False) as server:
+        client = PrefactorCoreClient(config_for(server))
+        trees = _build(client, runs=3, steps=4)
+        assert client.tracer.flush(30)
+        stats = client.stats()
+        client.tracer.close(timeout=5)
 
-    assert stats.failed == 0, stats
-    assert local_server.injected_faults["error"] > 0
-    for instance_id, parents in trees.items():
-        assert set(spans_by_id(local_server, instance_id)) == set(parents)
-        row = local_server.store.get_instance(instance_id)
-        assert row is not None and row["status"] == "complete"
+        assert stats.failed == 0, stats
+        requests = api_requests(server)
+        paths = [r.path for r in requests]
+        assert paths[0] == "/api/v1/bulk" and "/api/v1/bulk" not in paths[1:]
+        assert requests[0].status == 404
+        for instance_id, parents in trees.items():
+            assert set(spans_by_id(server, instance_id)) == set(parents)
+            row = server.store.get_instance(instance_id)
+            assert row is not None and row["status"] == "complete"
+    warnings = [r.getMessage() for r in caplog.records if "one request per operation" in r.message]
+    assert len(warnings) == 1 and "answered HTTP 404" in warnings[0]

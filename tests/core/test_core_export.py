@@ -8,9 +8,7 @@ import gc
 import random
 import time
 import tracemalloc
-from typing import Any
 
-import pytest
 from _core_support import (
     AGENT_VERSION,
     config_for,
@@ -108,70 +106,6 @@ async def test_order_is_kept_per_instance_under_concurrency(local_server: LocalS
                 assert position[("span_create", parent)] < created
             done = position.get(("span_finish", span_id), created)  # coalesced: one call
             assert created <= done < finished
-
-
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-async def test_every_operation_is_stored_exactly_once_despite_faults(
-    local_server: LocalServer, transport: str
-) -> None:
-    faults = local_server.faults
-    faults.seed = 1234
-    faults.error_rate = 0.3
-    faults.error_statuses = (500, 502, 503, 429)
-    faults.hang_rate = 0.05
-    faults.hang_seconds = 1.0
-    faults.drop_response_rate = 0.05  # done, but the answer is lost: the retry must not duplicate
-    config = PrefactorCoreConfig(
-        http_config=http_config(
-            local_server.url,
-            local_server.token,
-            request_timeout=0.5,
-            max_retries=6,
-            initial_retry_delay=0.01,
-            max_retry_delay=0.05,
-            transport=transport,
-        ),
-        queue_config=QueueConfig(max_retries=6, retry_delay_base=0.02, export_concurrency=32),
-        termination_poll_interval=None,
-    )
-    async with PrefactorCoreClient(config) as client:
-        expected: dict[str, dict[str, Any]] = {}
-        instances = []
-        for run in range(5):
-            instance = await client.create_agent_instance(AGENT_VERSION)
-            await instance.start()
-            instances.append(instance.id)
-            async with instance.span("agent:run", payload={"run": run}) as root:
-                for step in range(20):
-                    span_id = await instance.create_span(
-                        "agent:step", parent_span_id=root.id, payload={"step": step}
-                    )
-                    await asyncio.sleep(0)
-                    await instance.finish_span(span_id, {"out": step})
-                    expected[span_id] = {"payload": {"step": step}, "parent": root.id}
-                expected[root.id] = {"payload": {"run": run}, "parent": None}
-            await instance.record_quality("score", {"run": run})
-            await instance.finish()
-        assert await client.flush(90)
-        stats = client.stats()
-    assert stats.failed == 0, stats
-    assert stats.retried > 0
-    injected = local_server.injected_faults
-    assert injected["error"] > 0 and injected["hang"] > 0, injected
-    stored_spans = {
-        span["id"]: span for iid in instances for span in local_server.store.list_spans(iid)
-    }
-    assert set(stored_spans) == set(expected)  # none lost, none extra
-    assert local_server.store.counts()["agent_spans"] == len(expected)  # none duplicated
-    for span_id, want in expected.items():
-        span = stored_spans[span_id]
-        assert span["status"] == "complete"
-        assert span["payload"] == want["payload"]
-        assert span["parent_span_id"] == want["parent"]
-    for instance_id in instances:
-        row = local_server.store.get_instance(instance_id)
-        assert row is not None and row["status"] == "complete"
-        assert list(row["quality_payloads"]) == ["score"]
 
 
 async def test_buffer_is_bounded_when_the_server_is_unreachable() -> None:

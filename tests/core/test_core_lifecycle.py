@@ -199,7 +199,7 @@ async def test_refused_token_stops_export_with_one_error_line(
 async def test_backend_errors_never_reach_the_agent(local_server: LocalServer, caplog: Any) -> None:
     local_server.faults.error_rate = 1.0
     local_server.faults.error_statuses = (503,)
-    config = config_for(local_server, http={"max_retries": 0}, max_retries=0)
+    config = config_for(local_server, retry_budget=0.5)
     caplog.set_level(logging.WARNING, logger="prefactor_core")
     async with PrefactorCoreClient(config) as client:
         for _ in range(5):
@@ -268,24 +268,32 @@ async def test_failed_create_never_leaves_a_stale_parent(local_server: LocalServ
     assert row is not None and row["status"] == "complete"
 
 
-async def test_unreadable_response_fails_one_operation_only(local_server: LocalServer) -> None:
-    local_server.faults.bad_json_rate = 1.0
-    local_server.faults.max_faults = 1
-    local_server.faults.path_prefix = "/api/v1/agent_instance/register"
-    async with PrefactorCoreClient(config_for(local_server)) as client:
+@pytest.mark.parametrize("bulk_max_items", [500, 0], ids=["bulk", "single"])
+async def test_a_garbled_answer_is_retried_without_a_duplicate(
+    local_server: LocalServer, bulk_max_items: int
+) -> None:
+    async with PrefactorCoreClient(
+        config_for(local_server, bulk_max_items=bulk_max_items)
+    ) as client:
         first = client.tracer.start_instance(agent_version=AGENT_VERSION)
+        span_id = client.tracer.create_span(first, "agent:step")
+        client.tracer.finish_span(span_id)
         client.tracer.finish_instance(first)
-        assert not await client.flush(10)
+        assert await client.flush(10)  # verifies the bulk endpoint first
+        # The server stores the work, then answers 200 with a body that is not JSON.
+        local_server.faults.garble_rate = 1.0
+        local_server.faults.max_faults = 3
         second = client.tracer.start_instance(agent_version=AGENT_VERSION)
         span_id = client.tracer.create_span(second, "agent:step")
         client.tracer.finish_span(span_id)
         client.tracer.finish_instance(second)
         assert await client.flush(10)
         stats = client.stats()
-    assert not stats.export_stopped
-    assert local_server.store.get_instance(first) is None
+    assert local_server.injected_faults["garble"] == 3
+    assert not stats.export_stopped and stats.failed == 0 and stats.retried > 0
     row = local_server.store.get_instance(second)
     assert row is not None and row["status"] == "complete"
+    assert list(spans_by_id(local_server, second)) == [span_id]
 
 
 def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -308,9 +316,21 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_queue_config_defaults_and_bounds() -> None:
     config = QueueConfig()
     assert (config.num_workers, config.max_retries, config.retry_delay_base) == (3, 3, 1.0)
-    assert config.max_buffered_operations == 10_000
+    assert config.max_buffered_operations == 100_000
+    assert config.max_buffered_bytes == 64 * 1024 * 1024
+    assert (config.bulk_max_items, config.max_requests_in_flight) == (500, 2)
+    assert (config.retry_budget, config.shutdown_timeout) == (600.0, 10.0)
     assert config.drop_policy == "drop_spans_first"
-    for bad in ({"num_workers": 0}, {"num_workers": 21}, {"max_retries": -1}):
+    for bad in (
+        {"num_workers": 0},
+        {"num_workers": 21},
+        {"max_retries": -1},
+        {"max_buffered_bytes": 0},
+        {"bulk_max_items": -1},
+        {"max_requests_in_flight": 0},
+        {"linger": -1.0},
+        {"retry_budget": float("inf")},
+    ):
         with pytest.raises(ValueError):
             QueueConfig(**bad)
     with pytest.raises(ValueError):

@@ -160,8 +160,8 @@ async def test_span_ids_never_change(
 async def test_exhausted_transient_failures_are_counted(caplog: Any) -> None:
     caplog.set_level(logging.WARNING, logger="prefactor_core")
     config = PrefactorCoreConfig(
-        http_config=http_config(unreachable_url(), "token", max_retries=1),
-        queue_config=QueueConfig(max_retries=1, retry_delay_base=0.01),
+        http_config=http_config(unreachable_url(), "token"),
+        queue_config=QueueConfig(retry_budget=0.3),
         termination_poll_interval=None,
     )
     client = PrefactorCoreClient(config)
@@ -170,9 +170,11 @@ async def test_exhausted_transient_failures_are_counted(caplog: Any) -> None:
     assert not await client.flush(10)
     stats = client.stats()
     assert stats.failed == 3 and stats.pending == 0  # register, and what depended on it
-    assert stats.retried == 3  # one HTTP retry, one extra round with its own HTTP retry
-    assert stats.health == "degraded" and "ConnectError" in (stats.last_error or "")
-    assert "REGISTER_AGENT_INSTANCE operation failed after 4 attempt(s)" in caplog.text
+    assert stats.retried > 3  # retried until the budget ran out
+    assert stats.health == "degraded" and "ConnectionRefused" in (stats.last_error or "")
+    assert "REGISTER_AGENT_INSTANCE operation given up after its retry budget of 0.3 s" in (
+        caplog.text
+    )
     await client.close()
 
 
@@ -222,21 +224,20 @@ async def test_finishing_an_instance_keeps_other_instances_termination_state(
         await first.finish()
 
 
-async def test_queue_retry_settings_are_used(local_server: LocalServer) -> None:
+async def test_retry_settings_are_used(local_server: LocalServer) -> None:
     local_server.faults.error_rate = 1.0
     local_server.faults.error_statuses = (503,)
     config = config_for(
         local_server,
-        http={"max_retries": 0},
-        max_retries=2,
-        retry_delay_base=30.0,
+        http={"initial_retry_delay": 30.0, "max_retry_delay": 60.0},
         shutdown_timeout=0.2,
         termination_poll_interval=None,
     )
     client = PrefactorCoreClient(config)
     client.tracer.start_instance(agent_version=AGENT_VERSION)
     await asyncio.sleep(0.5)
-    assert client.stats().retried == 1  # one round is waiting out its 30 s delay
+    # One request carried the register and the start; both wait out the 30 s backoff.
+    assert client.stats().retried == 2
     assert local_server.injected_faults["error"] == 1
     await client.close()
 

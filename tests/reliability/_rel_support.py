@@ -222,16 +222,32 @@ def exit_stats(stdout: str) -> list[dict[str, Any]]:
     ]
 
 
-def run_script(
-    script: str, server: LocalServer, *, timeout: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` in a fresh interpreter pointed at ``server`` (``PREFACTOR_*`` set)."""
+def _script_env(server: LocalServer, env: dict[str, str]) -> dict[str, str]:
     variables = dict(os.environ)
     variables.update(server.env)
     variables["PYTHONPATH"] = os.pathsep.join(
         [str(HERE), str(HERE.parent), *filter(None, [variables.get("PYTHONPATH")])]
     )
     variables.update(env)
+    return variables
+
+
+def start_script(script: str, server: LocalServer, **env: str) -> subprocess.Popen[str]:
+    """Start ``script`` like `run_script`, without waiting for it (to signal it, say)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_script_env(server, env),
+    )
+
+
+def run_script(
+    script: str, server: LocalServer, *, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter pointed at ``server`` (``PREFACTOR_*`` set)."""
+    variables = _script_env(server, env)
     return subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,

@@ -4,7 +4,6 @@ delivered, and the child never sends (nor cuts short) anything of the parent's."
 from __future__ import annotations
 
 import textwrap
-from collections import Counter
 
 from _rel_support import (
     AGENT_OUTLINE,
@@ -91,8 +90,14 @@ def test_fork_child_delivers_its_own_spans_and_nothing_of_the_parent(
     held, held_spans = instances["open-at-fork"]
     assert held["status"] == "complete"
     assert [s["status"] for s in held_spans] == ["complete"]
-    writes = Counter(request.path for request in local_server.requests if request.method == "POST")
-    assert writes[f"/api/v1/agent_instance/{held['id']}/finish"] == 1
+    finishes = [
+        item
+        for request in local_server.requests
+        if request.path == "/api/v1/bulk"
+        for item in request.json()["items"]
+        if item["_type"] == "agent_instances/finish" and item["agent_instance_id"] == held["id"]
+    ]
+    assert len(finishes) == 1
     assert all(request.status == 200 for request in local_server.requests), [
         (r.path, r.status) for r in local_server.requests if r.status != 200
     ]

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import textwrap
 import time
 from typing import Any
 
-from _rel_support import QUESTION, fast_http, make_agent, make_client, run_script
+import pytest
+from _rel_support import (
+    AGENT_OUTLINE,
+    QUESTION,
+    fast_http,
+    make_agent,
+    make_client,
+    outline,
+    run_script,
+    start_script,
+)
 
 from prefactor_integrations.langchain import PrefactorCallbackHandler
 from prefactor_local.server import LocalServer
@@ -156,3 +167,66 @@ def test_a_stuck_name_lookup_does_not_hold_up_interpreter_exit(local_server: Loc
     assert done.returncode == 0, done.stderr
     assert exited - float(done.stdout.split()[-1]) < SHUTDOWN_TIMEOUT + MARGIN
     assert "could not be delivered before shutdown" in done.stderr, done.stderr
+
+
+SIGTERM_SCRIPT = textwrap.dedent(
+    """
+    import signal, sys, time
+    from _rel_support import QUESTION, make_agent
+    from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
+    from prefactor_integrations.langchain import PrefactorCallbackHandler
+
+    if {own_handler}:  # the application's own handler, installed before ours could be
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
+    client = PrefactorCoreClient(PrefactorCoreConfig.from_env(agent_id=None))
+    handler = PrefactorCallbackHandler(client, agent_name="sigterm-agent")
+    agent = make_agent()
+    for _ in range(3):
+        agent.invoke(QUESTION, {{"callbacks": [handler]}})
+    # A run of the core API still open when the process is told to stop.
+    job = {{"name": "job", "external_identifier": "v1"}}
+    open_run = client.tracer.start_instance(agent_version=job)
+    client.tracer.create_span(open_run, "agent:step")
+    print(open_run, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _sigterm(server: LocalServer, *, own_handler: bool = False, **env: str) -> tuple[int, str]:
+    """Run the script, SIGTERM it once its runs are queued; its exit code and open run."""
+    server.faults.latency_ms = 100  # so that the runs are still waiting when the signal comes
+    process = start_script(SIGTERM_SCRIPT.format(own_handler=own_handler), server, **env)
+    assert process.stdout is not None
+    open_run = process.stdout.readline().strip()
+    assert open_run, process.communicate(timeout=30)[1]
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    return process.returncode, open_run
+
+
+@pytest.mark.parametrize("own_handler", [False, True], ids=["default", "application's handler"])
+def test_sigterm_drains_finishes_open_runs_and_exits_as_asked(
+    local_server: LocalServer, own_handler: bool
+) -> None:
+    code, open_run = _sigterm(local_server, own_handler=own_handler)
+
+    # Ours re-raises the signal after the drain; the application's own handler is left alone
+    # (it exits with 3 here) and the drain happens at interpreter exit instead.
+    assert code == (3 if own_handler else -signal.SIGTERM)
+    instances = {i["id"]: i for i in local_server.store.list_instances()}
+    assert instances[open_run]["status"] == "cancelled"
+    assert [s["status"] for s in local_server.store.list_spans(open_run)] == ["cancelled"]
+    agent_runs = [i for iid, i in instances.items() if iid != open_run]
+    assert len(agent_runs) == 3
+    for instance in agent_runs:
+        assert instance["status"] == "complete"
+        assert outline(local_server.store.list_spans(str(instance["id"]))) == AGENT_OUTLINE
+
+
+def test_the_sigterm_handler_can_be_turned_off(local_server: LocalServer) -> None:
+    code, open_run = _sigterm(local_server, PREFACTOR_SIGTERM_HANDLER="0")
+
+    assert code == -signal.SIGTERM  # killed at once, by the default action
+    row = local_server.store.get_instance(open_run)
+    assert row is None or row["status"] != "cancelled"

@@ -1,268 +1,240 @@
-"""Sending one job: the API call for its operation, with retries and the 409 rules."""
+"""`ApiSender`: how a request reaches the API, behind the smallest interface the pipe needs.
+
+The pipe decides what to send and what an answer means; a sender only carries bytes. The one
+here, `HttpSender`, keeps one keep-alive connection per I/O thread: the standard library's
+``http.client`` (a request costs a quarter of what a pooled async client does), or, when the
+environment names a proxy for the API, an ``httpx.Client``, which speaks every kind of proxy.
+Another sender (a durable spool, a second destination) plugs in without touching the pipe.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import random
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+import contextlib
+import encodings.idna  # noqa: F401 - http.client imports it on first connect (see below)
+import http.client
+import os
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
 
-from prefactor_core.export.bulk import apply_output, bulk_item, span_create_fields
-from prefactor_core.export.scheduler import Job, Lane
-from prefactor_core.monitoring.registry import termination_registry
-from prefactor_core.operations import OperationType
-from prefactor_http.client import PrefactorHttpClient
+import httpx
+
+from prefactor_http._version import __version__
+from prefactor_http.client import proxy_for, shared_tls_context
 from prefactor_http.config import HttpClientConfig
-from prefactor_http.exceptions import (
-    PrefactorApiError,
-    PrefactorAuthError,
-    PrefactorRetryExhaustedError,
-)
+from prefactor_http.retry import parse_retry_after
 
-if TYPE_CHECKING:
-    from prefactor_core.export.channel import ExportChannel
-
-__all__ = ["Outcome", "Sender"]
-
-_FINISHES = (OperationType.FINISH_SPAN, OperationType.FINISH_AGENT_INSTANCE)
-_CREATES = (OperationType.CREATE_SPAN, OperationType.REGISTER_AGENT_INSTANCE)
+__all__ = ["ApiSender", "HttpSender", "Reply"]
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How a job ended: ``ok``, or failed with ``error`` (``auth`` when the token was refused)."""
+class Reply:
+    """What came back: an HTTP ``status`` with its ``body``, or (``status`` 0) the transport
+    ``error`` that kept any answer from arriving."""
 
-    ok: bool
+    status: int
+    body: bytes = b""
+    retry_after: float | None = None
+    location: str | None = None
     error: BaseException | None = None
-    auth: bool = False
 
 
-OK = Outcome(True)
+class ApiSender(Protocol):
+    """Carries one request and returns its reply; called from the pipe's I/O threads, one
+    request per thread at a time. Never raises: a failure is a `Reply` with ``error``."""
+
+    def send(self, method: str, path: str, body: bytes | None, sdk_header: str) -> Reply:
+        """Send ``body`` to ``path`` (below the API URL) and wait for the answer."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection."""
+        ...
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    if isinstance(exc, PrefactorRetryExhaustedError) and exc.last_error is not None:
-        return exc.last_error
-    return exc
+# Imported here, in the importing thread, rather than by the first connect in an I/O thread:
+# a process forked while a background thread is half-way through an import finds that
+# module broken (or its import lock held) in the child.
+#
+# A process forked while another thread is inside getaddrinfo() can inherit the C library's
+# resolver locks held by a thread it does not have, and every lookup in the child then waits
+# for ever. So connecting (which looks the host up) is fenced, and os.fork() waits briefly
+# for the connects under way.
+_FORK_WAIT = 1.0
+_connects = threading.Condition()
+_connecting = 0
+_forking = False
 
 
-class _Retry:
-    """The retry schedule of one send: the HTTP policy's retries, then the queue's rounds."""
-
-    def __init__(self, owner: ExportChannel, rng: random.Random) -> None:
-        self.owner = owner
-        self.rng = rng
-        self.index = 0
-        self.rounds = 0
-        self.delay = 0.0
-
-    def failed(self, error: BaseException, stopping: bool) -> Outcome | None:
-        """Record a failed attempt; the final outcome, or None to retry after ``delay``."""
-        owner = self.owner
-        policy = owner.retry_policy
-        owner.last_attempt_failed = True
-        owner.last_error = f"{type(error).__name__}: {error}"
-        if isinstance(error, PrefactorAuthError):
-            return Outcome(False, error, auth=True)
-        if not policy.should_retry(error) or stopping:
-            return Outcome(False, error)
-        if self.index < policy.max_retries:
-            self.delay = policy.delay_for(error, self.index)
-            self.index += 1
-        elif self.rounds < owner.queue_config.max_retries:
-            base = owner.queue_config.retry_delay_base
-            self.delay = base * 2**self.rounds * self.rng.uniform(0.75, 1.25)
-            self.rounds += 1
-            self.index = 0
-        else:
-            return Outcome(False, error)
-        return None
+@contextlib.contextmanager
+def _lookup_fence() -> Iterator[None]:
+    global _connecting
+    with _connects:
+        while _forking:
+            _connects.wait()
+        _connecting += 1
+    try:
+        yield
+    finally:
+        with _connects:
+            _connecting -= 1
+            _connects.notify_all()
 
 
-class Sender:
-    """Makes API calls over one HTTP session (one per destination and SDK header).
+def _before_fork() -> None:
+    global _forking
+    with _connects:
+        _forking = True
+        _connects.wait_for(lambda: _connecting == 0, timeout=_FORK_WAIT)
 
-    The HTTP client runs with its own retries turned off; the sender retries instead, so it
-    knows every attempt: up to the owning client's `HttpClientConfig` ``max_retries`` with its
-    backoff, then ``QueueConfig.max_retries`` further rounds of those, ``retry_delay_base *
-    2**round`` apart. Every attempt reuses the job's idempotency key.
-    """
 
-    def __init__(self, http_config: HttpClientConfig, sdk_header: str) -> None:
-        self.http = PrefactorHttpClient(replace(http_config, max_retries=0), sdk_header=sdk_header)
-        self.stopping = False
-        self._rng = random.Random()
+def _after_fork_in_parent() -> None:
+    global _forking
+    with _connects:
+        _forking = False
+        _connects.notify_all()
 
-    async def open(self) -> None:
-        """Open the HTTP session (a no-op when open)."""
-        if not self.http.is_open:
-            await self.http.open()
 
-    async def close(self) -> None:
-        """Close the HTTP session."""
-        await self.http.close()
+def _after_fork_in_child() -> None:
+    global _connects, _connecting, _forking
+    _connects = threading.Condition()
+    _connecting = 0
+    _forking = False
 
-    async def send(self, job: Job) -> Outcome:
-        """Send ``job`` until it succeeds, fails for good, or retries run out."""
-        retry = _Retry(job.owner, self._rng)
-        while True:
-            job.attempts += 1
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+# Failures of a connection the server had already closed while it sat idle: sending again on a
+# new connection is safe (nothing was processed) and is not a failed attempt.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class HttpSender:
+    """`ApiSender` over HTTP(S) keep-alive connections, one per calling thread."""
+
+    def __init__(self, config: HttpClientConfig) -> None:
+        parts = urlsplit(config.api_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._base = parts.path.rstrip("/")
+        self._connect_timeout = config.connect_timeout
+        self._timeout = config.request_timeout
+        self._headers = {
+            "Authorization": f"Bearer {config.api_token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"prefactor-core/{__version__}",
+        }
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[http.client.HTTPConnection] = []
+        proxy = proxy_for(config.api_url)
+        self._proxied: httpx.Client | None = None
+        if proxy is not None:
+            self._proxied = httpx.Client(
+                base_url=config.api_url.rstrip("/"),
+                proxy=proxy,
+                verify=shared_tls_context(),
+                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+                trust_env=False,
+            )
+        self._tls = shared_tls_context() if self._https else None
+
+    def send(self, method: str, path: str, body: bytes | None, sdk_header: str) -> Reply:
+        """See `ApiSender.send`."""
+        headers = dict(self._headers)
+        headers["X-Prefactor-SDK"] = sdk_header
+        if self._proxied is not None:
+            return self._send_proxied(method, path, body, headers)
+        for attempt in (0, 1):
+            connection, reused = self._connection()
             try:
-                await self._call(job)
-            except Exception as raised:
-                error = _unwrap(raised)
-                if self._conflict_is_success(job, error):
-                    job.owner.last_attempt_failed = False
-                    return OK
-                outcome = retry.failed(error, self.stopping)
-                if outcome is not None:
-                    return outcome
-                job.owner.counters.retried += 1
-                await asyncio.sleep(retry.delay)
-            else:
-                job.owner.last_attempt_failed = False
-                return OK
-
-    async def send_bulk(self, jobs: list[Job]) -> list[Outcome | None]:
-        """Send ``jobs`` (all of one owner) as one ``POST /api/v1/bulk``, retried as a whole.
-
-        Returns an outcome per job, or None for a job the bulk request did not settle: an item
-        the server refused or did not reach, or every item when the server refused the bulk
-        request itself. Those are for `send` to retry one by one; their idempotency keys make
-        a repeat of anything the server already stored a replay.
-        """
-        owner = jobs[0].owner
-        retry = _Retry(owner, self._rng)
-        body = {"items": [bulk_item(job) for job in jobs]}
-        while True:
-            for job in jobs:
-                job.attempts += 1
-            try:
-                envelope = await self.http.request("POST", "/api/v1/bulk", json=body)
-            except Exception as raised:
-                error = _unwrap(raised)
-                outcome = retry.failed(error, self.stopping)
-                if outcome is None:
-                    owner.counters.retried += len(jobs)
-                    await asyncio.sleep(retry.delay)
+                connection.request(method, self._base + path, body, headers)
+                response = connection.getresponse()
+                data = response.read()
+            except _STALE as exc:
+                connection.close()
+                if reused and attempt == 0:
                     continue
-                if outcome.auth or self.stopping or owner.retry_policy.should_retry(error):
-                    return [outcome] * len(jobs)  # refused token, shutdown, retries exhausted
-                return [None] * len(jobs)  # the bulk request itself was refused
-            owner.last_attempt_failed = False
-            outputs = envelope.get("outputs")
-            if not isinstance(outputs, dict):
-                return [None] * len(jobs)
-            results: list[Outcome | None] = []
-            for job in jobs:
-                output = outputs.get(job.key)
-                if isinstance(output, dict) and output.get("status") == "success":
-                    apply_output(job, output)
-                    results.append(OK)
-                else:
-                    results.append(None)
-            return results
+                return Reply(0, error=exc)
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                return Reply(0, error=exc)
+            if response.will_close:
+                connection.close()
+            return Reply(
+                response.status,
+                data,
+                parse_retry_after(response.getheader("Retry-After")),
+                response.getheader("Location"),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _conflict_is_success(job: Job, error: BaseException) -> bool:
-        """409 on a finish: already finished. 409 ``already_exists`` on a retried create:
-        the earlier attempt succeeded but its response was lost."""
-        if not isinstance(error, PrefactorApiError) or error.status_code != 409:
-            return False
-        if job.type in _FINISHES:
-            return True
-        if job.type in _CREATES:
-            return error.code == "already_exists" and job.attempts > 1
-        return job.type is OperationType.START_AGENT_INSTANCE and job.attempts > 1
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.sock is not None:
+            return connection, True
+        if connection is None:
+            if self._https:
+                connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._connect_timeout, context=self._tls
+                )
+            else:
+                connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._connect_timeout
+                )
+            self._local.connection = connection
+            with self._lock:
+                self._open.append(connection)
+        with _lookup_fence():
+            try:
+                connection.connect()
+            except Exception:
+                connection.close()
+                raise
+        if connection.sock is not None:
+            connection.sock.settimeout(self._timeout)
+        return connection, False
 
-    async def _call(self, job: Job) -> None:
-        lane = job.lane
-        op = job.op
-        data = op.payload
-        kind = op.type
-        instances = self.http.agent_instances
-        if kind is OperationType.REGISTER_AGENT_INSTANCE:
-            versions = job.payload or {}
-            instance = await instances.register(
-                agent_version=versions.get("agent_version") or {},
-                agent_schema_version=versions.get("agent_schema_version") or {},
-                agent_id=data.get("agent_id"),
-                environment_id=data.get("environment_id"),
-                id=lane.instance_id,
-                idempotency_key=job.key,
-                purpose=data.get("purpose"),
-                external_identifier=data.get("external_identifier"),
-            )
-            if instance.id != lane.instance_id:
-                lane.server_id = instance.id
-            self._check_instance(lane, instance)
-        elif kind is OperationType.START_AGENT_INSTANCE:
-            instance = await instances.start(
-                lane.server_id, timestamp=op.timestamp, idempotency_key=job.key
-            )
-            self._check_instance(lane, instance)
-        elif kind is OperationType.FINISH_AGENT_INSTANCE:
-            instance = await instances.finish(
-                lane.server_id,
-                status=data.get("status") or "complete",
-                timestamp=op.timestamp,
-                idempotency_key=job.key,
-            )
-            self._check_instance(lane, instance)
-        elif kind is OperationType.RECORD_QUALITY:
-            instance = await instances.record_quality(
-                lane.server_id,
-                str(data.get("name")),
-                payload=job.payload,
-                idempotency_key=job.key,
-            )
-            self._check_instance(lane, instance)
-        elif kind is OperationType.CREATE_SPAN:
-            await self._create_span(job, lane)
-        elif kind is OperationType.FINISH_SPAN:
-            span_id = str(data["span_id"])
-            await self.http.agent_spans.finish(
-                lane.server_span_id(span_id),
-                status=data.get("status") or "complete",
-                result_payload=job.result_payload,
-                timestamp=op.timestamp,
-                idempotency_key=job.key,
-                control_signal_callback=self._terminator(lane),
-            )
-
-    async def _create_span(self, job: Job, lane: Lane) -> None:
-        fields = span_create_fields(job)
-        span = await self.http.agent_spans.create(
-            fields["agent_instance_id"],
-            fields["schema_name"],
-            status=fields["status"],
-            payload=fields["payload"],
-            result_payload=fields["result_payload"],
-            id=fields["id"],
-            parent_span_id=fields["parent_span_id"],
-            started_at=fields["started_at"],
-            finished_at=fields["finished_at"],
-            idempotency_key=job.key,
-            control_signal_callback=self._terminator(lane),
+    def _send_proxied(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> Reply:
+        assert self._proxied is not None
+        try:
+            with _lookup_fence():
+                response = self._proxied.request(method, path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Reply(0, error=exc)
+        return Reply(
+            response.status_code,
+            response.content,
+            parse_retry_after(response.headers.get("Retry-After")),
+            response.headers.get("Location"),
         )
-        if span.id != fields["id"]:
-            lane.map_span(fields["id"], span.id)
 
-    @staticmethod
-    def _terminator(lane: Lane) -> Any:
-        def on_control(reason: str | None) -> None:
-            termination_registry.mark(lane.instance_id, reason)
+    def close(self) -> None:
+        """See `ApiSender.close`."""
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+        if self._proxied is not None:
+            self._proxied.close()
 
-        return on_control
 
-    @staticmethod
-    def _check_instance(lane: Lane, instance: Any) -> None:
-        if getattr(instance, "status", None) == "terminated":
-            termination_registry.mark(
-                lane.instance_id, getattr(instance, "termination_reason", None)
-            )
-
-    async def fetch_status(self, lane: Lane) -> None:
-        """Poll one instance; mark it when the server says it was terminated."""
-        instance = await self.http.agent_instances.get(lane.server_id)
-        self._check_instance(lane, instance)
+def is_certificate_error(error: BaseException | None) -> bool:
+    """Whether ``error`` is a TLS certificate the client refused (not worth retrying)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False

@@ -16,16 +16,18 @@ stopped. ``closed``: the client was closed."""
 class Counters:
     """Running totals of one client.
 
-    ``queued`` and ``dropped`` are written only by producers (under the tracer's lock),
-    ``source_coalesced`` likewise; every other field only by the export thread.
+    ``queued``, ``dropped`` and ``dropped_runs`` are written only by producers (under the
+    tracer's lock), ``source_coalesced`` likewise; every other field only by the export thread.
     """
 
     __slots__ = (
         "coalesced",
         "done",
         "dropped",
+        "dropped_runs",
         "failed",
         "queued",
+        "requests",
         "retried",
         "sent",
         "source_coalesced",
@@ -35,7 +37,9 @@ class Counters:
     def __init__(self) -> None:
         self.queued = 0
         self.dropped = 0
+        self.dropped_runs = 0
         self.source_coalesced = 0
+        self.requests = 0
         self.sent = 0
         self.retried = 0
         self.coalesced = 0
@@ -61,6 +65,8 @@ class Counters:
             retried=self.retried,
             coalesced=self.coalesced + self.source_coalesced,
             dropped=self.dropped,
+            dropped_runs=self.dropped_runs,
+            requests=self.requests,
             truncated=self.truncated,
             failed=self.failed,
             pending=self.pending,
@@ -78,8 +84,12 @@ class ExportStats:
     - ``sent``: API calls that succeeded (a create carrying its finish counts once).
     - ``retried``: attempts repeated after a transient failure.
     - ``coalesced``: span finishes sent inside their create instead of as a call of their own.
-    - ``dropped``: operations refused because the buffer was full (or export had stopped).
-    - ``truncated``: payload strings or containers cut to the size limits.
+    - ``dropped``: operations refused because the buffer was full (or export had stopped),
+      the operations of refused runs included.
+    - ``dropped_runs``: runs refused whole because the buffer was near its bounds.
+    - ``requests``: HTTP requests answered (one bulk request carries many operations).
+    - ``truncated``: payload strings or containers cut to the size limits, and payloads
+      withheld because the byte budget was full.
     - ``failed``: operations given up: permanent errors, retries exhausted, undeliverable at
       shutdown, or depending on one of those.
     - ``pending``: operations accepted and not yet sent or given up.
@@ -92,6 +102,8 @@ class ExportStats:
     retried: int
     coalesced: int
     dropped: int
+    dropped_runs: int
+    requests: int
     truncated: int
     failed: int
     pending: int

@@ -98,6 +98,39 @@ class Redactor:
             for name, pattern in _compile(tuple(patterns.items()))
         )
         self._keys = keys
+        self.needles = self._byte_needles()
+
+    def _byte_needles(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
+        """Substrings of JSON text without one of which nothing here can match, as
+        ``(exact, lower-case)``: the cheap test that lets a payload skip redaction whole.
+        None when a pattern of the user's own has no such test."""
+        exact: set[bytes] = set()
+        folded: set[bytes] = set()
+        for _, _, needs, _ in self._patterns:
+            if needs is None:
+                return None
+            any_case, parts = needs
+            if any_case:
+                folded.update(part.lower().encode() for part in parts)
+            else:
+                exact.update(part.encode() for part in parts)
+        for key in self._keys:
+            # Matched as the key is compared: lower-case, "-" read as "_".
+            folded.add(key.encode())
+            folded.add(key.replace("_", "-").encode())
+        return tuple(sorted(exact)), tuple(sorted(folded))
+
+    def may_match(self, text: bytes) -> bool:
+        """Whether ``text`` (JSON) may hold something to redact; False means it surely not."""
+        needles = self.needles
+        if needles is None:
+            return True
+        exact, folded = needles
+        for needle in exact:
+            if needle in text:
+                return True
+        lower = text.lower()
+        return any(needle in lower for needle in folded)
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are secrets."""

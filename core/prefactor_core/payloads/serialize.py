@@ -26,7 +26,7 @@ __all__ = ["Deferred", "Serializer", "json_size"]
 
 REDACTED = "[REDACTED]"
 _SEQUENCE_TYPES = (list, tuple, set, frozenset)
-_MAX_KEY_CHARS = 200
+MAX_KEY_CHARS = 200
 _INT_LIMIT = 1 << 63
 
 
@@ -196,7 +196,7 @@ class Serializer:
         return out
 
     def _key(self, key: Any) -> str:
-        if type(key) is str and len(key) <= _MAX_KEY_CHARS and key.isascii():
+        if type(key) is str and len(key) <= MAX_KEY_CHARS and key.isascii():
             return key
         if isinstance(key, str):
             text = str.__str__(key)
@@ -206,8 +206,8 @@ class Serializer:
             text = str(key.value)
         else:
             text = _safe_repr(key)
-        if len(text) > _MAX_KEY_CHARS:
-            text = text[:_MAX_KEY_CHARS] + "…"
+        if len(text) > MAX_KEY_CHARS:
+            text = text[:MAX_KEY_CHARS] + "…"
         return _clean_text(text)
 
     # -- containers and objects -------------------------------------------------------------
