@@ -64,8 +64,9 @@ class Mode:
     """One way of running the same workload (for example: no callbacks, our handler).
 
     ``before`` runs untimed before every sample (draining what an earlier sample left, for
-    instance); ``after`` runs untimed after it and may return extra seconds to record in
-    ``extra`` (such as the time the exporter needed to drain afterwards).
+    instance); ``after`` runs after it, outside the wall time but inside the process CPU time
+    (``cpu``), and may return extra seconds to record in ``extra`` (such as the time the
+    exporter needed to flush afterwards).
 
     Per sample and per run: ``samples`` wall time on the calling thread; ``cpu`` process CPU
     (all threads, including ``after``); ``agent_cpu`` CPU of every thread except Prefactor's
@@ -179,6 +180,9 @@ def environment() -> dict[str, str]:
         "langchain",
         "langchain-core",
         "langgraph",
+        "langsmith",
+        "langfuse",
+        "openinference-instrumentation-langchain",
         "llama-index-core",
         "httpx",
         "httpx-aiohttp",

@@ -1,24 +1,31 @@
-"""Child process entry: run a `LocalServer` until standard input closes.
+"""Child process entry of `ServerProcess`: run a `LocalServer` until standard input closes.
 
-Prints one JSON line ``{"url": ..., "token": ...}`` once the server answers. The benchmarks run
-the server in its own process, like a real API: its work does not compete with the agent for
-the benchmark process's interpreter lock.
+Announces ``{"url": ..., "token": ...}`` once the server answers, then answers the commands of
+`benchmarks._child.serve_commands`.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
+from benchmarks._child import serve_commands
 from prefactor_local.server import LocalServer
 
 
 def main(argv: list[str]) -> int:
     """Serve the database at ``argv[0]``."""
     server = LocalServer(db_path=argv[0]).start()
+    received = 0
+
+    def requests() -> int:
+        # The server's log keeps a bounded number of requests: count them and start afresh.
+        nonlocal received
+        received += len(server.requests)
+        server.clear_requests()
+        return received
+
     try:
-        print(json.dumps({"url": server.url, "token": server.token}), flush=True)
-        sys.stdin.read()
+        serve_commands({"url": server.url, "token": server.token}, requests)
     finally:
         server.stop()
     return 0

@@ -44,7 +44,11 @@ def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
         "no callbacks",
         "no-op BaseCallbackHandler",
         "PrefactorCallbackHandler",
-        "PrefactorCallbackHandler: agent's threads only",
+        "PrefactorCallbackHandler, bulk (100)",
+        "PrefactorCallbackHandler, aiohttp transport",
+        "LangSmith LangChainTracer",
+        "Langfuse CallbackHandler",
+        "OpenInference LangChain tracer",
         "model answers after 20 ms: PrefactorCallbackHandler",
         "instant model: server answers after 200 ms",
         "model takes 20 ms: server answers after 200 ms",
@@ -54,6 +58,17 @@ def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
         "10,000 spans, server down",
     ):
         assert case in cases, sorted(cases)
+    langchain = {row["case"]: row for row in rows if row["benchmark"] == "1 LangChain overhead"}
+    for case in ("no callbacks", "no-op BaseCallbackHandler", "LangSmith LangChainTracer"):
+        assert langchain[case]["result"].endswith(" CPU/run"), langchain[case]
+    ours = langchain["PrefactorCallbackHandler"]
+    assert ours["result"].endswith(" CPU/run"), ours
+    for part in ("HTTP requests/run", "operations/run", "/operation", "0 failed"):
+        assert part in ours["detail"], ours
+    assert ours["target"] and ours["verdict"] == "n/a (quick)", ours
+    for case in ("Langfuse CallbackHandler", "OpenInference LangChain tracer"):
+        row = langchain[case]
+        assert row["result"].endswith(" CPU/run") or "not installed" in row["detail"], row
     throughput = [row for row in rows if row["benchmark"] == "4 Export throughput"]
     assert all("NOT all stored" not in row["detail"] for row in throughput), throughput
     assert "cores" in out and "python" in out
