@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
+import random
 import threading
 import time
 import uuid
@@ -674,8 +676,15 @@ def _policy_of(op: Operation) -> PayloadPolicy | None:
     return policy if isinstance(policy, PayloadPolicy) else None
 
 
+# Idempotency keys of operations that came without one: UUID4s from a process-local generator
+# (uuid.uuid4() asks the kernel for randomness each time, a system call per operation),
+# seeded from the kernel and reseeded in a forked child.
+_keys = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _keys.seed(os.urandom(32)))
+
+
 def _new_key() -> str:
-    return str(uuid.uuid4())
+    return str(uuid.UUID(int=_keys.getrandbits(128), version=4))
 
 
 class ClientExport:

@@ -6,7 +6,9 @@ they are sent, so none of this work happens on the agent's thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,14 @@ from prefactor_core.payloads.policy import (
     PayloadPolicy,
 )
 from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
-from prefactor_core.payloads.serialize import MAX_KEY_CHARS, Deferred, Serializer, json_size
+from prefactor_core.payloads.serialize import (
+    MAX_KEY_CHARS,
+    NOTHING,
+    Deferred,
+    Serializer,
+    duck_dump,
+    json_size,
+)
 
 __all__ = [
     "DEFAULT_KEEP_KEYS",
@@ -107,7 +116,8 @@ def prepare_payload(value: Any, policy: PayloadPolicy | None = None) -> Prepared
     return PreparedPayload(data, truncated)
 
 
-# Types orjson would write in a form of its own: left to the `Serializer`, whose form is ours.
+# Types orjson would write in a form of its own: they go through `_plain`, which gives the
+# `Serializer`'s form, or to the `Serializer` itself.
 _NATIVE_ONLY = (
     orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_DATETIME
@@ -116,59 +126,124 @@ _NATIVE_ONLY = (
 _CONTAINERS = (dict, list, tuple)
 
 
-def _within(value: Any, policy: PayloadPolicy) -> bool:
-    """Whether JSON-native ``value`` is within the policy's depth, item and key limits and
-    holds only finite floats, so the `Serializer` would return it unchanged."""
-    max_depth, max_items = policy.max_depth, policy.max_items
+class _Plain:
+    """orjson's ``default``: the plain value the `Serializer` would make of a few well-known
+    objects (deferred values, pydantic models, dataclasses, dates, subclasses of the JSON
+    types), noting what it made so that the result can be checked; anything else raises, and
+    the payload takes the exact path."""
+
+    __slots__ = ("made",)
+
+    def __init__(self) -> None:
+        self.made: list[Any] = []
+
+    def __call__(self, obj: Any) -> Any:
+        if type(obj) is Deferred:
+            value = obj.resolve()
+        elif isinstance(obj, dt.datetime):
+            value = (obj if obj.tzinfo else obj.replace(tzinfo=dt.timezone.utc)).isoformat()
+        elif isinstance(obj, (dt.date, dt.time)):
+            value = obj.isoformat()
+        elif isinstance(obj, Mapping):
+            value = dict(obj)
+        elif isinstance(obj, str):
+            value = str.__str__(obj)
+        elif isinstance(obj, (list, tuple)) and not hasattr(obj, "_asdict"):
+            value = list(obj)
+        else:
+            value = duck_dump(obj)
+            if value is NOTHING:
+                raise TypeError(type(obj).__qualname__)
+        self.made.append(value)
+        return value
+
+
+def _within(value: Any, policy: PayloadPolicy, depth_used: int = 0) -> bool:
+    """Whether JSON data ``value`` is one the `Serializer` would return unchanged: within the
+    policy's depth, item and key limits, only finite floats, no secret-named key with a value,
+    no string a secret pattern changes (strings are short here: none needs cutting)."""
+    max_depth, max_items = policy.max_depth - depth_used, policy.max_items
+    redactor = policy._redactor
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         container, depth = stack.pop()
         if depth >= max_depth or len(container) > max_items:
             return False
         if type(container) is dict:
-            for key in container:
+            for key, child in container.items():
                 if len(key) > MAX_KEY_CHARS:
+                    return False
+                if redactor is not None and child is not None and redactor.hides_key(key):
                     return False
             children: Any = container.values()
         else:
             children = container
         for child in children:
             kind = type(child)
-            if kind in _CONTAINERS:
+            if kind is str:
+                if redactor is not None and not redactor.is_clean(child):
+                    return False
+            elif kind in _CONTAINERS:
                 stack.append((child, depth + 1))
             elif kind is float and not math.isfinite(child):
                 return False
     return True
 
 
+def _finite(values: list[Any]) -> bool:
+    """Whether every float in ``values`` (and what they hold) is finite: JSON has no NaN,
+    which orjson writes as null and the `Serializer` as ``"NaN"``."""
+    stack = list(values)
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+    return True
+
+
+def _fast(value: Any, policy: PayloadPolicy) -> bytes | None:
+    """``value``'s JSON when the exact path would give the same, else None."""
+    if type(value) not in _CONTAINERS:
+        return None
+    plain = _Plain()
+    try:
+        raw = orjson.dumps(value, default=plain, option=_NATIVE_ONLY)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    if len(raw) > policy.max_field_chars or len(raw) > policy.max_payload_bytes:
+        return None  # a string may need cutting, or the whole
+    if plain.made:
+        # Each object made plain takes a level of depth in the `Serializer`'s count.
+        tree = orjson.loads(raw)
+        if not (_finite(plain.made) and _within(tree, policy, len(plain.made))):
+            return None
+    elif not _within(value, policy):
+        return None
+    return raw if type(value) is dict else b'{"value":' + raw + b"}"
+
+
 def prepare_json(value: Any, policy: PayloadPolicy | None = None) -> tuple[bytes | None, int]:
     """`prepare_payload` as compact JSON bytes, and how many cuts were made.
 
-    A payload that is already JSON-native, small enough that no string can exceed the cap, and
-    holds nothing a secret pattern could match (a substring test over its JSON) is written by
-    orjson as it is; anything else takes the exact path. Both give the same JSON. Never
-    raises.
+    A payload small enough that no string can exceed the cap, made of JSON data and well-known
+    objects, and holding nothing to redact (its strings checked one by one, the verdicts on
+    short ones remembered) is written by orjson directly; anything else takes the exact path.
+    Both give the same JSON.
+    Never raises.
     """
     if value is None:
         return None, 0
     policy = policy or DEFAULT_POLICY
     if policy.capture_content and policy.mask is None:
-        try:
-            raw = orjson.dumps(value, option=_NATIVE_ONLY)
-        except (TypeError, orjson.JSONEncodeError):
-            raw = None
-        if (
-            raw is not None
-            and len(raw) <= policy.max_field_chars
-            and len(raw) <= policy.max_payload_bytes
-            and type(value) in _CONTAINERS
-            and _within(value, policy)
-        ):
-            redactor = policy._redactor
-            if redactor is None or not redactor.may_match(raw):
-                if type(value) is not dict:
-                    return b'{"value":' + raw + b"}", 0
-                return _exact(raw), 0
+        raw = _fast(value, policy)
+        if raw is not None:
+            return _exact(raw), 0
     prepared = prepare_payload(value, policy)
     if prepared.data is None:
         return None, prepared.truncated

@@ -58,6 +58,8 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
 """Mapping keys (compared lower-case, ``-`` read as ``_``) whose string values are replaced."""
 
 _MIN_SECRET_LENGTH = 6
+_REMEMBERED = 20_000  # verdicts kept per redactor
+_REMEMBERED_CHARS = 200  # on strings up to this long
 
 
 @lru_cache(maxsize=64)
@@ -98,39 +100,31 @@ class Redactor:
             for name, pattern in _compile(tuple(patterns.items()))
         )
         self._keys = keys
-        self.needles = self._byte_needles()
+        # Verdicts on short strings and keys, which repeat from payload to payload (names,
+        # models, roles, ids): the quick path of `prepare_json` asks about every one of them.
+        self._clean: dict[str, bool] = {}
+        self._secret_keys: dict[str, bool] = {}
 
-    def _byte_needles(self) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
-        """Substrings of JSON text without one of which nothing here can match, as
-        ``(exact, lower-case)``: the cheap test that lets a payload skip redaction whole.
-        None when a pattern of the user's own has no such test."""
-        exact: set[bytes] = set()
-        folded: set[bytes] = set()
-        for _, _, needs, _ in self._patterns:
-            if needs is None:
-                return None
-            any_case, parts = needs
-            if any_case:
-                folded.update(part.lower().encode() for part in parts)
-            else:
-                exact.update(part.encode() for part in parts)
-        for key in self._keys:
-            # Matched as the key is compared: lower-case, "-" read as "_".
-            folded.add(key.encode())
-            folded.add(key.replace("_", "-").encode())
-        return tuple(sorted(exact)), tuple(sorted(folded))
+    def is_clean(self, text: str) -> bool:
+        """Whether `redact` leaves ``text`` as it is."""
+        verdict = self._clean.get(text)
+        if verdict is None:
+            verdict = self.redact(text) == text
+            if len(text) <= _REMEMBERED_CHARS:
+                if len(self._clean) >= _REMEMBERED:
+                    self._clean.clear()
+                self._clean[text] = verdict
+        return verdict
 
-    def may_match(self, text: bytes) -> bool:
-        """Whether ``text`` (JSON) may hold something to redact; False means it surely not."""
-        needles = self.needles
-        if needles is None:
-            return True
-        exact, folded = needles
-        for needle in exact:
-            if needle in text:
-                return True
-        lower = text.lower()
-        return any(needle in lower for needle in folded)
+    def hides_key(self, key: str) -> bool:
+        """`is_secret_key`, remembered."""
+        verdict = self._secret_keys.get(key)
+        if verdict is None:
+            verdict = self.is_secret_key(key)
+            if len(self._secret_keys) >= _REMEMBERED:
+                self._secret_keys.clear()
+            self._secret_keys[key] = verdict
+        return verdict
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are secrets."""

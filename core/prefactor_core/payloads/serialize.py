@@ -245,8 +245,8 @@ class Serializer:
         if inspect.isgenerator(obj) or inspect.isasyncgen(obj) or inspect.iscoroutine(obj):
             # Never iterate: that would consume the caller's generator.
             return self._string(f"<{_type_name(obj)} {getattr(obj, '__qualname__', '')}>".strip())
-        dumped = _duck_dump(obj)
-        if dumped is not _NOTHING:
+        dumped = duck_dump(obj)
+        if dumped is not NOTHING:
             return self._object(obj, dumped, depth)
         if hasattr(obj, "__next__") and hasattr(obj, "__iter__"):
             return self._string(f"<{_type_name(obj)} iterator>")
@@ -385,7 +385,7 @@ class _Nothing:
     pass
 
 
-_NOTHING: Any = _Nothing()
+NOTHING: Any = _Nothing()
 
 
 def _exception_message(exc: BaseException) -> str:
@@ -395,8 +395,8 @@ def _exception_message(exc: BaseException) -> str:
         return _safe_repr(exc)
 
 
-def _duck_dump(obj: Any) -> Any:
-    """A plain view of well-known object shapes, or ``_NOTHING``.
+def duck_dump(obj: Any) -> Any:
+    """A plain view of well-known object shapes, or ``NOTHING``.
 
     Array-likes (``dtype`` + ``tolist``, as numpy), pydantic models (``model_dump``, or ``dict``
     with ``__fields__``; LangChain messages and documents are such models) and dataclasses are
@@ -417,4 +417,4 @@ def _duck_dump(obj: Any) -> Any:
         return obj.dict()
     if dataclasses.is_dataclass(obj):
         return {field.name: getattr(obj, field.name, None) for field in dataclasses.fields(obj)}
-    return _NOTHING
+    return NOTHING
