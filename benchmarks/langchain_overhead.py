@@ -3,8 +3,9 @@
 ``langchain.agents.create_agent`` with a fake tool-calling model (two model calls and one tool
 call per run: 7 spans), run with no callbacks, with a no-op ``BaseCallbackHandler``, with our
 ``PrefactorCallbackHandler`` (default settings: whole runs per bulk request; then with one
-request per operation, as for a server without the bulk endpoint) sending to a local server, and with the peers' tracers (`benchmarks._peers`)
-sending to a sink that answers 200 to anything. Every server runs in a child process.
+request per operation, as for a server without the bulk endpoint) sending to a local server,
+and with the peers' tracers (`benchmarks._peers`) sending to a sink that answers 200 to
+anything. Every server runs in a child process.
 
 A sample is a batch of runs followed by the mode's flush, which waits until the mode's tracer
 has sent everything; its cost is the CPU time of the whole benchmark process (every thread:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import json
 import math
 import uuid
@@ -13,14 +14,21 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
 
+import orjson
 import pytest
 from _core_support import AGENT_VERSION, config_for, spans_by_id
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel
 
-from prefactor_core import PrefactorCoreClient
-from prefactor_core.payloads import PayloadPolicy, prepare_payload, to_jsonable
+from prefactor_core import PrefactorCoreClient, payloads
+from prefactor_core.payloads import (
+    Deferred,
+    PayloadPolicy,
+    prepare_json,
+    prepare_payload,
+    to_jsonable,
+)
 from prefactor_local.server import LocalServer
 
 
@@ -380,3 +388,56 @@ async def test_payloads_are_prepared_in_the_exporter_and_counted(local_server: L
     assert stored[hidden]["payload"] == {"query": "[13 chars]"}
     assert stored[hidden]["result_payload"] == {"answer": "[14 chars]"}
     assert stats.truncated == 1
+
+
+@dataclasses.dataclass
+class Reading:
+    value: float
+
+
+QUICK = [
+    {"name": "tool", "args": {"a": 2, "b": [1, 2.5, None, True]}, "id": "call_1"},
+    {"messages": [HumanMessage("hi"), AIMessage("hello", id="m1")], "n": 1},
+    {"when": dt.datetime(2026, 1, 2, 3, 4, 5), "day": dt.date(2026, 1, 2)},
+    {"model": Model(name="m", when=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))},
+    {"point": Point(1, "p"), "pair": Pair(1, 2), "color": Color.RED, "level": Level.HIGH},
+    {"deferred": Deferred(lambda items: [str(item) for item in items], (1, 2))},
+    {"ordered": OrderedDict(a=1), "tuple": (1, (2, 3))},
+    [1, 2, 3],
+    {"nested": {"deeper": {"still": ["text with spaces", "ü and ✓"]}}},
+    {"max_tokens": 256, "prose": "the password is shown nowhere"},
+]
+EXACT = [
+    {"nan": math.nan},
+    {"reading": Reading(math.inf)},
+    {"array": FakeArray()},
+    {"openai": "key is sk-proj-abcdefghijklmnopqrstuvwx123 ok"},
+    {"token": "t-0k3n"},
+    {"Api-Key": "12345"},
+    {"contact": "jane.doe@example.com"},
+    {"text": "x" * 20_000},
+    {1: "int key"},
+    {"set": {1, 2}, "bytes": b"\x00\x01"},
+    {"decimal": Decimal("1.5"), "uuid": uuid.UUID(int=1), "path": PurePosixPath("/tmp")},
+    {"surrogate": "a\udc80b"},
+    {"k" * 300: 1},
+    {"deep": functools.reduce(lambda inner, _: {"down": inner}, range(40), "bottom")},
+    {"many": list(range(2_000))},
+    {"big": 1 << 70},
+    {"bad": BadRepr()},
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    QUICK + EXACT,
+    ids=[f"quick{i}" for i in range(len(QUICK))] + [f"exact{i}" for i in range(len(EXACT))],
+)
+def test_the_quick_path_gives_the_same_json_as_the_exact_one(value: Any) -> None:
+    quick = value in QUICK
+    assert (payloads._fast(value, payloads.DEFAULT_POLICY) is not None) is quick
+    prepared, truncated = prepare_json(value)
+    exact = prepare_payload(value)
+    assert prepared is not None and exact.data is not None
+    assert orjson.loads(prepared) == json.loads(json.dumps(exact.data, allow_nan=False))
+    assert truncated == exact.truncated

@@ -148,6 +148,7 @@ class Pipe:
         self._admit_ops = int(maxsize * _ADMIT_SHARE)
         self._admit_bytes = int(policy.max_buffered_bytes * _ADMIT_SHARE)
         self._first_put = 0.0
+        self._settled = 0  # operations settled since the buffer was last told
         self._urgent = 0
         self._in_flight = 0
         self._arrived = 0
@@ -208,6 +209,7 @@ class Pipe:
             wake_at = _earliest(wake_at, sent_until)
             if self.poll_interval is not None:
                 wake_at = _earliest(wake_at, self._next_poll)
+        self._report_settled()
         return wake_at
 
     @property
@@ -245,17 +247,17 @@ class Pipe:
                 owner.counters.coalesced += 1
                 self.bytes += len(result) if result else 0
                 return
-            item = Item(op, op.idempotency_key or _new_key(), run, owner, result=result)
+            item = Item(op, op.idempotency_key or _key(op), run, owner, result=result)
         elif kind is _CREATE:
             payload = self._prepared(data.get("payload"), policy, owner)
             result = None
             if data.get("status") in _TERMINAL:
                 result = self._prepared(data.get("result_payload"), policy, owner)
-            item = Item(op, op.idempotency_key or _new_key(), run, owner, payload, result)
+            item = Item(op, op.idempotency_key or _key(op), run, owner, payload, result)
         elif kind is _REGISTER:
             item = Item(
                 op,
-                op.idempotency_key or _new_key(),
+                op.idempotency_key or _key(op),
                 run,
                 owner,
                 self._declared(data.get("agent_version"), owner),
@@ -263,9 +265,9 @@ class Pipe:
             )
         elif kind is OperationType.RECORD_QUALITY:
             payload = self._prepared(data.get("payload"), policy, owner)
-            item = Item(op, op.idempotency_key or _new_key(), run, owner, payload)
+            item = Item(op, op.idempotency_key or _key(op), run, owner, payload)
         else:
-            item = Item(op, op.idempotency_key or _new_key(), run, owner)
+            item = Item(op, op.idempotency_key or _key(op), run, owner)
         self.bytes += item.size
         failed = self.ordering.add(item)
         for lost in failed:
@@ -576,12 +578,18 @@ class Pipe:
             counters.failed += item.ops
         counters.done += item.ops
         self.bytes -= item.size
-        self.buffer.task_done(item.ops)
+        self._settled += item.ops
 
     def _settle_failed_ops(self, owner: ClientExport, ops: int) -> None:
         owner.counters.failed += ops
         owner.counters.done += ops
-        self.buffer.task_done(ops)
+        self._settled += ops
+
+    def _report_settled(self) -> None:
+        """Tell the buffer (and whoever waits in `flush`) what was settled, once per step."""
+        if self._settled:
+            settled, self._settled = self._settled, 0
+            self.buffer.task_done(settled)
 
     def _stop(self, reply: Reply, items: list[Item]) -> None:
         """The token was refused: stop exporting to this destination, with one error line."""
@@ -641,6 +649,7 @@ class Pipe:
         self._replies.clear()
         for _ in self._workers:
             self._requests.put(None)
+        self._report_settled()
         self.buffer.set_listener(None)
         self.sender.close()
         return lost
@@ -676,15 +685,28 @@ def _policy_of(op: Operation) -> PayloadPolicy | None:
     return policy if isinstance(policy, PayloadPolicy) else None
 
 
-# Idempotency keys of operations that came without one: UUID4s from a process-local generator
-# (uuid.uuid4() asks the kernel for randomness each time, a system call per operation),
-# seeded from the kernel and reseeded in a forked child.
-_keys = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _keys.seed(os.urandom(32)))
+# Idempotency keys of operations that came without one. Instances and spans have ids made
+# here, unique PFIDs, and each of their operations happens once: the key is the id and what is
+# done to it, stable across every attempt. A quality record may be repeated: a random UUID4,
+# from a process-local generator (uuid.uuid4() asks the kernel each time), reseeded in a child.
+_KEY_SUFFIXES = {
+    OperationType.REGISTER_AGENT_INSTANCE: ":register",
+    OperationType.START_AGENT_INSTANCE: ":start",
+    OperationType.FINISH_AGENT_INSTANCE: ":finish",
+    OperationType.CREATE_SPAN: ":create",
+    OperationType.FINISH_SPAN: ":finish",
+}
+_random_keys = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random_keys.seed(os.urandom(32)))
 
 
-def _new_key() -> str:
-    return str(uuid.UUID(int=_keys.getrandbits(128), version=4))
+def _key(op: Operation) -> str:
+    suffix = _KEY_SUFFIXES.get(op.type)
+    data = op.payload
+    name = data.get("span_id") if "span_id" in data else data.get("instance_id")
+    if suffix is not None and isinstance(name, str) and 8 <= len(name) + len(suffix) <= 64:
+        return name + suffix
+    return str(uuid.UUID(int=_random_keys.getrandbits(128), version=4))
 
 
 class ClientExport:

@@ -20,9 +20,13 @@ from prefactor_core.payloads.policy import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     PayloadPolicy,
 )
-from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS
-from prefactor_core.payloads.serialize import (
+from prefactor_core.payloads.redact import (
+    DEFAULT_SECRET_KEYS,
+    DEFAULT_SECRET_PATTERNS,
     MAX_KEY_CHARS,
+    Redactor,
+)
+from prefactor_core.payloads.serialize import (
     NOTHING,
     Deferred,
     Serializer,
@@ -124,6 +128,8 @@ _NATIVE_ONLY = (
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
 _CONTAINERS = (dict, list, tuple)
+# Stands in when a policy redacts nothing: knows no secret key and changes no string.
+_NO_REDACTOR = Redactor({}, frozenset())
 
 
 class _Plain:
@@ -148,8 +154,9 @@ class _Plain:
             value = dict(obj)
         elif isinstance(obj, str):
             value = str.__str__(obj)
-        elif isinstance(obj, (list, tuple)) and not hasattr(obj, "_asdict"):
-            value = list(obj)
+        elif isinstance(obj, (list, tuple)):
+            as_dict = getattr(obj, "_asdict", None)
+            value = as_dict() if isinstance(obj, tuple) and callable(as_dict) else list(obj)
         else:
             value = duck_dump(obj)
             if value is NOTHING:
@@ -163,27 +170,30 @@ def _within(value: Any, policy: PayloadPolicy, depth_used: int = 0) -> bool:
     policy's depth, item and key limits, only finite floats, no secret-named key with a value,
     no string a secret pattern changes (strings are short here: none needs cutting)."""
     max_depth, max_items = policy.max_depth - depth_used, policy.max_items
-    redactor = policy._redactor
+    redactor = policy._redactor or _NO_REDACTOR
+    clean, plain_keys = redactor.clean, redactor.plain_keys
+    redacting = redactor is not _NO_REDACTOR
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         container, depth = stack.pop()
         if depth >= max_depth or len(container) > max_items:
             return False
         if type(container) is dict:
-            for key, child in container.items():
-                if len(key) > MAX_KEY_CHARS:
-                    return False
-                if redactor is not None and child is not None and redactor.hides_key(key):
-                    return False
+            if not container.keys() <= plain_keys:
+                for key, child in container.items():
+                    if not redactor.plain_key(key) and (
+                        len(key) > MAX_KEY_CHARS or child is not None
+                    ):
+                        return False
             children: Any = container.values()
         else:
             children = container
         for child in children:
             kind = type(child)
             if kind is str:
-                if redactor is not None and not redactor.is_clean(child):
+                if redacting and child not in clean and not redactor.is_clean(child):
                     return False
-            elif kind in _CONTAINERS:
+            elif kind is dict or kind is list or kind is tuple:
                 stack.append((child, depth + 1))
             elif kind is float and not math.isfinite(child):
                 return False
@@ -220,8 +230,10 @@ def _fast(value: Any, policy: PayloadPolicy) -> bytes | None:
         return None  # a string may need cutting, or the whole
     if plain.made:
         # Each object made plain takes a level of depth in the `Serializer`'s count.
-        tree = orjson.loads(raw)
-        if not (_finite(plain.made) and _within(tree, policy, len(plain.made))):
+        # NaN and infinities are written as null: only then can the objects have held any.
+        if b"null" in raw and not _finite(plain.made):
+            return None
+        if not _within(orjson.loads(raw), policy, len(plain.made)):
             return None
     elif not _within(value, policy):
         return None

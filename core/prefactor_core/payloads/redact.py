@@ -58,6 +58,7 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
 """Mapping keys (compared lower-case, ``-`` read as ``_``) whose string values are replaced."""
 
 _MIN_SECRET_LENGTH = 6
+MAX_KEY_CHARS = 200  # longer mapping keys are cut
 _REMEMBERED = 20_000  # verdicts kept per redactor
 _REMEMBERED_CHARS = 200  # on strings up to this long
 
@@ -100,31 +101,34 @@ class Redactor:
             for name, pattern in _compile(tuple(patterns.items()))
         )
         self._keys = keys
-        # Verdicts on short strings and keys, which repeat from payload to payload (names,
-        # models, roles, ids): the quick path of `prepare_json` asks about every one of them.
-        self._clean: dict[str, bool] = {}
-        self._secret_keys: dict[str, bool] = {}
+        # Short strings and keys known to need nothing: they repeat from payload to payload
+        # (names, models, roles, ids), and the quick path of `prepare_json` asks about every
+        # one of them.
+        self.clean: set[str] = set()
+        self.plain_keys: set[str] = set()
 
     def is_clean(self, text: str) -> bool:
         """Whether `redact` leaves ``text`` as it is."""
-        verdict = self._clean.get(text)
-        if verdict is None:
-            verdict = self.redact(text) == text
-            if len(text) <= _REMEMBERED_CHARS:
-                if len(self._clean) >= _REMEMBERED:
-                    self._clean.clear()
-                self._clean[text] = verdict
-        return verdict
+        if text in self.clean:
+            return True
+        if self.redact(text) != text:
+            return False
+        if len(text) <= _REMEMBERED_CHARS:
+            if len(self.clean) >= _REMEMBERED:
+                self.clean.clear()
+            self.clean.add(text)
+        return True
 
-    def hides_key(self, key: str) -> bool:
-        """`is_secret_key`, remembered."""
-        verdict = self._secret_keys.get(key)
-        if verdict is None:
-            verdict = self.is_secret_key(key)
-            if len(self._secret_keys) >= _REMEMBERED:
-                self._secret_keys.clear()
-            self._secret_keys[key] = verdict
-        return verdict
+    def plain_key(self, key: str) -> bool:
+        """Whether ``key`` is neither a secret name nor too long to keep as it is."""
+        if key in self.plain_keys:
+            return True
+        if len(key) > MAX_KEY_CHARS or self.is_secret_key(key):
+            return False
+        if len(self.plain_keys) >= _REMEMBERED:
+            self.plain_keys.clear()
+        self.plain_keys.add(key)
+        return True
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are secrets."""

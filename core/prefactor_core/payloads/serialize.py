@@ -21,12 +21,12 @@ from os import PathLike
 from typing import Any
 
 from prefactor_core.payloads.policy import MAX_KEPT_CHARS, PayloadPolicy
+from prefactor_core.payloads.redact import MAX_KEY_CHARS
 
 __all__ = ["Deferred", "Serializer", "json_size"]
 
 REDACTED = "[REDACTED]"
 _SEQUENCE_TYPES = (list, tuple, set, frozenset)
-MAX_KEY_CHARS = 200
 _INT_LIMIT = 1 << 63
 
 
