@@ -91,3 +91,33 @@ def test_script_ended_by_an_unhandled_exception_has_every_span_stored(
         stats["queued"],
         type(counted)(expected, counted.stored, 0, expected - counted.stored),
     )
+
+
+LLAMA_INDEX_SCRIPT = textwrap.dedent(
+    """
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.llms import MockLLM
+    from prefactor_integrations.llama_index import instrument
+
+    instrument(agent_name="exit-rag")
+    docs = [Document(text="The capital of Peru is Lima.")]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MockEmbedding(embed_dim=8))
+    print(index.as_query_engine(llm=MockLLM(max_tokens=8)).query("Where is Lima?"))
+    streaming = index.as_query_engine(llm=MockLLM(max_tokens=8), streaming=True)
+    response = streaming.query("Where is Lima?")
+    next(response.response_gen)  # read a little, then the script ends with the stream open
+    """
+)
+
+
+def test_llama_index_runs_open_at_exit_are_finished_cancelled(local_server: LocalServer) -> None:
+    done = run_script(LLAMA_INDEX_SCRIPT, local_server)
+
+    assert done.returncode == 0, done.stderr
+    statuses = sorted(str(i["status"]) for i in local_server.store.list_instances())
+    assert statuses == ["cancelled", "complete"]
+    (open_at_exit,) = [i for i in local_server.store.list_instances() if i["status"] == "cancelled"]
+    spans = local_server.store.list_spans(str(open_at_exit["id"]))
+    assert spans and all(s["status"] in ("complete", "cancelled") for s in spans)
+    assert any(s["status"] == "cancelled" for s in spans)
