@@ -2,7 +2,7 @@
 # and groups in UV_SYNC_ARGS, then puts .venv first on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/_uv.sh"
 
-[ -x "$ROOT/.venv/bin/python" ] || echo "==> creating .venv from uv.lock (first run: about half a minute)"
+[ -x "$ROOT/.venv/bin/python" ] || echo "==> creating .venv from uv.lock (first run: seconds to a minute, by network)"
 # Prints nothing when .venv already matches the lock.
 # shellcheck disable=SC2086  # UV_SYNC_ARGS is a list of flags
 if ! "$UV" sync --locked --quiet --python "$PYTHON_BIN" ${UV_SYNC_ARGS:-}; then
