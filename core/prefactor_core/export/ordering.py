@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prefactor_core.operations import Operation, OperationType
 
@@ -333,10 +333,6 @@ class Ordering:
         """Whether anything waits to be handed out (now or after a retry wait)."""
         return bool(self._pending or self._ready or self._later)
 
-    def queued_items(self) -> int:
-        """How many items wait in the runs' queues (bulk)."""
-        return sum(len(run.queue) for run in self._pending)
-
     def to_single(self) -> None:
         """Switch to one request per operation (the server has no bulk endpoint)."""
         self.single = True
@@ -467,14 +463,6 @@ class Ordering:
         if not kept:
             self._pending.pop(run, None)
 
-    def expire(self, items: list[Item]) -> list[Item]:
-        """Fail ``items`` (handed out, out of retry budget) and what depends on them."""
-        failed: list[Item] = []
-        for item in items:
-            failed.append(item)
-            failed.extend(self.fail(item))
-        return failed
-
     def abandon(self) -> list[Item]:
         """Forget everything not handed out yet; returns it."""
         items: list[Item] = []
@@ -516,8 +504,3 @@ def _idle(run: Run) -> bool:
     if run.failed:
         return not run.busy
     return not run.queue and not run.open and not run.busy and run.finish is None
-
-
-def describe(item: Item) -> dict[str, Any]:
-    """A short description of an item for log lines."""
-    return {"type": item.kind.name, "instance": item.run.instance_id, "span": item.span_id}

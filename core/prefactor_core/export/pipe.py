@@ -212,11 +212,6 @@ class Pipe:
         self._report_settled()
         return wake_at
 
-    @property
-    def busy(self) -> bool:
-        """Whether anything is queued, prepared, in flight or answered but not settled."""
-        return bool(self.buffer.unfinished or self._in_flight or self._replies)
-
     # -- intake: prepare at once ------------------------------------------------------------
 
     def _intake(self, now: float) -> None:
