@@ -1,4 +1,5 @@
-"""Benchmarks of prefactor-integrations: overhead, latency independence, throughput, memory.
+"""Benchmarks of prefactor-integrations: overhead, latency independence, throughput, memory
+and delivery.
 
 Run ``python -m benchmarks`` (``--quick`` for a short smoke run, ``--only NAME`` for one
 benchmark, ``--runs N`` for more samples); see docs/benchmarks.md for what each figure means.
@@ -16,5 +17,6 @@ BENCHMARKS: tuple[str, ...] = (
     "llama_index",
     "throughput",
     "memory",
+    "delivery",
 )
 """Benchmark names, in the order they run (each is a module of this package)."""

@@ -24,6 +24,7 @@ _MODULES = {
     "llama_index": "benchmarks.llama_index_overhead",
     "throughput": "benchmarks.throughput",
     "memory": "benchmarks.memory",
+    "delivery": "benchmarks.delivery",
 }
 
 

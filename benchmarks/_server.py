@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,17 @@ from prefactor_http.config import HttpClientConfig
 from prefactor_local.store import TraceStore
 
 __all__ = ["ServerProcess", "make_client"]
+
+# Instances by status and by how many of their spans are complete (0 for none).
+_RUN_SHAPES = """
+SELECT i.status, COALESCE(s.complete, 0), COUNT(*)
+FROM agent_instances AS i
+LEFT JOIN (
+    SELECT agent_instance_id, COUNT(*) AS complete FROM agent_spans
+    WHERE status = 'complete' GROUP BY agent_instance_id
+) AS s ON s.agent_instance_id = i.id
+GROUP BY 1, 2
+"""
 
 
 class ServerProcess(ChildServer):
@@ -48,6 +61,31 @@ class ServerProcess(ChildServer):
             return store.counts()
         finally:
             store.close()
+
+    def run_shapes(self) -> Counter[tuple[str, int]]:
+        """Stored instances counted by (their status, how many of their spans are complete)."""
+        store = TraceStore(self.db_path, read_only=True)
+        try:
+            with store.read() as conn:
+                rows = conn.execute(_RUN_SHAPES).fetchall()
+        finally:
+            store.close()
+        return Counter({(str(status), int(spans)): int(count) for status, spans, count in rows})
+
+    def span_times(self) -> tuple[float, float] | None:
+        """When the first and the last stored span were stored (Unix time); None for none."""
+        store = TraceStore(self.db_path, read_only=True)
+        try:
+            with store.read() as conn:
+                row = conn.execute(
+                    "SELECT MIN(inserted_at), MAX(inserted_at) FROM agent_spans"
+                ).fetchone()
+        finally:
+            store.close()
+        if row[0] is None:
+            return None
+        first, last = (datetime.fromisoformat(text).timestamp() for text in row)
+        return first, last
 
     def stop(self) -> None:
         """Stop the child and remove the database."""

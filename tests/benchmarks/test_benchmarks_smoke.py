@@ -18,10 +18,11 @@ TITLES = (
     "3 LlamaIndex overhead",
     "4 Export throughput",
     "5 Memory under outage",
+    "6 Delivery",
 )
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
     rows_file = tmp_path / "rows.json"
     env = dict(os.environ, COLUMNS="200")
@@ -31,7 +32,7 @@ def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
@@ -71,6 +72,17 @@ def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
         assert row["result"].endswith(" CPU/run") or "not installed" in row["detail"], row
     throughput = [row for row in rows if row["benchmark"] == "4 Export throughput"]
     assert all("NOT all stored" not in row["detail"] for row in throughput), throughput
+    delivery = {row["case"]: row for row in rows if row["benchmark"] == "6 Delivery"}
+    assert set(delivery) == {
+        "API 100 ms away, 20 runs/s",
+        "API 300 ms away, 20 runs/s",
+        "4 agent threads back to back",
+        "API down (503) at 10 runs/s, then back",
+    }, delivery
+    for row in delivery.values():
+        assert "stored whole" in row["detail"] and "ONLY" not in row["detail"], row
+        assert " 0 dropped, 0 failed" in row["detail"], row
+        assert row["target"] and row["verdict"] == "n/a (quick)", row
     assert "cores" in out and "python" in out
 
 
