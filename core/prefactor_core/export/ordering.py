@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prefactor_core.operations import Operation, OperationType
+from prefactor_core.validation import FINISH_STATUSES
 
 if TYPE_CHECKING:
     from prefactor_core.export.pipe import ClientExport
@@ -36,12 +37,13 @@ __all__ = ["Item", "Ordering", "Run"]
 
 QUEUED, SENDING, DONE, FAILED = 0, 1, 2, 3
 
-_REGISTER = OperationType.REGISTER_AGENT_INSTANCE
-_START = OperationType.START_AGENT_INSTANCE
-_FINISH_INSTANCE = OperationType.FINISH_AGENT_INSTANCE
-_CREATE = OperationType.CREATE_SPAN
-_FINISH_SPAN = OperationType.FINISH_SPAN
-_TERMINAL = ("complete", "failed", "cancelled")
+# Short names for the operation types: they are compared on every operation.
+REGISTER = OperationType.REGISTER_AGENT_INSTANCE
+START = OperationType.START_AGENT_INSTANCE
+FINISH_INSTANCE = OperationType.FINISH_AGENT_INSTANCE
+CREATE = OperationType.CREATE_SPAN
+FINISH_SPAN = OperationType.FINISH_SPAN
+_TERMINAL = FINISH_STATUSES
 _RAW = ("payload", "result_payload", "agent_version", "agent_schema_version")
 _MAX_LOST = 10_000
 _MAX_ID_MAP = 10_000
@@ -101,7 +103,7 @@ class Item:
         self.state = QUEUED
         self.waiting = 0
         self.dependents: list[Item] = []
-        status = op.payload.get("status") if self.kind is _CREATE else None
+        status = op.payload.get("status") if self.kind is CREATE else None
         # For a span create: the terminal status it is created with, once its end is known.
         self.status: str | None = status if status in _TERMINAL else None
         self.finished_at = op.payload.get("finished_at") or op.timestamp if self.status else None
@@ -219,29 +221,29 @@ class Ordering:
             item.state = FAILED
             return [item]
         data = item.data
-        if kind is _REGISTER:
+        if kind is REGISTER:
             run.register = item
-        elif kind is _CREATE:
+        elif kind is CREATE:
             item.span_id = str(data["span_id"])
             parent = data.get("parent_span_id")
             item.parent_id = run._live_parent(parent if isinstance(parent, str) else None)
             item.after(run.register)
             item.after(run.creates.get(item.parent_id or ""))
             run.creates[item.span_id] = item
-        elif kind is _FINISH_SPAN:
+        elif kind is FINISH_SPAN:
             item.span_id = str(data["span_id"])
             if item.span_id in run.lost:
                 item.state = FAILED
                 return [item]
             item.after(run.creates.get(item.span_id))
-        elif kind is _FINISH_INSTANCE:
+        elif kind is FINISH_INSTANCE:
             run.finish = item
         else:  # start, record_quality
             item.after(run.register)
-        if kind is not _FINISH_INSTANCE:
+        if kind is not FINISH_INSTANCE:
             run.open += 1
         if self.single:
-            if kind is not _FINISH_INSTANCE:
+            if kind is not FINISH_INSTANCE:
                 if not item.waiting:
                     self._ready.append(item)
             elif not run.open:
@@ -310,7 +312,7 @@ class Ordering:
             for item in items:
                 item.state = QUEUED
                 item.retry_at = at
-                if item.waiting or (item.kind is _FINISH_INSTANCE and item.run.open):
+                if item.waiting or (item.kind is FINISH_INSTANCE and item.run.open):
                     continue  # made ready again when what it waits for settles
                 heapq.heappush(self._later, (at, item))
             return
@@ -338,7 +340,7 @@ class Ordering:
         self.single = True
         for run in list(self._pending):
             for item in run.queue:
-                if item.kind is _FINISH_INSTANCE:
+                if item.kind is FINISH_INSTANCE:
                     if not run.open:
                         self._ready.append(item)
                 elif not item.waiting:
@@ -353,13 +355,13 @@ class Ordering:
         item.state = DONE
         run = item.run
         kind = item.kind
-        if kind is _FINISH_INSTANCE:
+        if kind is FINISH_INSTANCE:
             self._forget(run)
             return
-        if kind is _REGISTER:
+        if kind is REGISTER:
             run.registered = True
             run.register = None
-        elif kind is _CREATE and item.span_id is not None:
+        elif kind is CREATE and item.span_id is not None:
             run.creates.pop(item.span_id, None)
         run.open -= 1
         dependents, item.dependents = item.dependents, []
@@ -374,16 +376,16 @@ class Ordering:
             return []
         item.state = FAILED
         run = item.run
-        if item.kind is _FINISH_INSTANCE:
+        if item.kind is FINISH_INSTANCE:
             self._forget(run)
             return []
         run.open = max(0, run.open - 1)
         failed: list[Item] = []
-        if item.kind is _REGISTER:
+        if item.kind is REGISTER:
             run.failed = True
             run.register = None
             failed = self._fail_run(run)
-        elif item.kind is _CREATE and item.span_id is not None:
+        elif item.kind is CREATE and item.span_id is not None:
             run.creates.pop(item.span_id, None)
             run.lost[item.span_id] = item.parent_id
             while len(run.lost) > _MAX_LOST:
@@ -393,11 +395,11 @@ class Ordering:
             waiting.waiting -= 1
             if waiting.state >= DONE:
                 continue
-            if waiting.kind is _FINISH_SPAN and item.kind is _CREATE:
+            if waiting.kind is FINISH_SPAN and item.kind is CREATE:
                 waiting.state = FAILED
                 run.open = max(0, run.open - 1)
                 failed.append(waiting)
-            elif waiting.kind is _CREATE and item.kind is _CREATE:
+            elif waiting.kind is CREATE and item.kind is CREATE:
                 # Hang the child from the nearest ancestor that exists (or will).
                 waiting.parent_id = run._live_parent(item.parent_id)
                 waiting.after(run.creates.get(waiting.parent_id or ""))

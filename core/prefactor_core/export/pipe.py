@@ -34,7 +34,18 @@ from typing import Any
 
 from prefactor_core.config import PrefactorCoreConfig, QueueConfig
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
-from prefactor_core.export.ordering import FAILED, SENDING, Item, Ordering, Run
+from prefactor_core.export.ordering import (
+    CREATE,
+    FAILED,
+    FINISH_INSTANCE,
+    FINISH_SPAN,
+    REGISTER,
+    SENDING,
+    START,
+    Item,
+    Ordering,
+    Run,
+)
 from prefactor_core.export.sender import ApiSender, HttpSender, Reply, is_certificate_error
 from prefactor_core.export.stats import Counters, ExportStats
 from prefactor_core.export.wire import (
@@ -49,6 +60,7 @@ from prefactor_core.monitoring.registry import termination_registry
 from prefactor_core.operations import LIFECYCLE_OPERATIONS, Operation, OperationType
 from prefactor_core.payloads import EXACT_POLICY, PayloadPolicy, prepare_json
 from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_core.validation import FINISH_STATUSES
 from prefactor_http.config import HttpClientConfig
 from prefactor_http.retry import RetryPolicy
 
@@ -56,12 +68,7 @@ __all__ = ["ClientExport", "Pipe"]
 
 logger = logging.getLogger("prefactor_core.export")
 
-_REGISTER = OperationType.REGISTER_AGENT_INSTANCE
-_CREATE = OperationType.CREATE_SPAN
-_FINISH_SPAN = OperationType.FINISH_SPAN
-_FINISH_INSTANCE = OperationType.FINISH_AGENT_INSTANCE
-_START = OperationType.START_AGENT_INSTANCE
-_TERMINAL = ("complete", "failed", "cancelled")
+_TERMINAL = FINISH_STATUSES
 
 _ADMIT_SHARE = 0.9  # new runs are refused once the buffer is this full (count or bytes)
 _MIN_RESERVE = 64
@@ -235,7 +242,7 @@ class Pipe:
         kind = op.type
         data = op.payload
         policy = _policy_of(op) or owner.payload_policy
-        if kind is _FINISH_SPAN:
+        if kind is FINISH_SPAN:
             result = self._prepared(data.get("result_payload"), policy, owner)
             merged = self.ordering.coalesce(run, op, result)
             if merged is not None:
@@ -243,13 +250,13 @@ class Pipe:
                 self.bytes += len(result) if result else 0
                 return
             item = Item(op, op.idempotency_key or _key(op), run, owner, result=result)
-        elif kind is _CREATE:
+        elif kind is CREATE:
             payload = self._prepared(data.get("payload"), policy, owner)
             result = None
             if data.get("status") in _TERMINAL:
                 result = self._prepared(data.get("result_payload"), policy, owner)
             item = Item(op, op.idempotency_key or _key(op), run, owner, payload, result)
-        elif kind is _REGISTER:
+        elif kind is REGISTER:
             item = Item(
                 op,
                 op.idempotency_key or _key(op),
@@ -659,9 +666,9 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 def _conflict_is_success(item: Item, code: Any) -> bool:
     """A 409 on a finish means already finished; ``already_exists`` on a repeated create,
     register or start means the earlier attempt was stored and its answer lost."""
-    if item.kind is _FINISH_SPAN or item.kind is _FINISH_INSTANCE:
+    if item.kind is FINISH_SPAN or item.kind is FINISH_INSTANCE:
         return code in (None, "invalid_action", "conflict", "already_finished", "already_exists")
-    if item.kind in (_CREATE, _REGISTER, _START):
+    if item.kind in (CREATE, REGISTER, START):
         return code == "already_exists" and item.attempts > 1
     return False
 
@@ -756,7 +763,7 @@ class ClientExport:
             counters.dropped += 1
             return False
         kind = operation.type
-        if kind is _REGISTER and not pipe.admits_runs():
+        if kind is REGISTER and not pipe.admits_runs():
             counters.dropped += 1
             counters.dropped_runs += 1
             pipe.drops.note("runs refused while the buffer is full")

@@ -14,7 +14,15 @@ from urllib.parse import quote
 
 import orjson
 
-from prefactor_core.export.ordering import Item, Run
+from prefactor_core.export.ordering import (
+    CREATE,
+    FINISH_INSTANCE,
+    FINISH_SPAN,
+    REGISTER,
+    START,
+    Item,
+    Run,
+)
 from prefactor_core.operations import OperationType
 
 __all__ = [
@@ -28,20 +36,15 @@ __all__ = [
 
 BULK_PATH = "/api/v1/bulk"
 
-_REGISTER = OperationType.REGISTER_AGENT_INSTANCE
-_START = OperationType.START_AGENT_INSTANCE
-_FINISH_INSTANCE = OperationType.FINISH_AGENT_INSTANCE
 _QUALITY = OperationType.RECORD_QUALITY
-_CREATE = OperationType.CREATE_SPAN
-_FINISH_SPAN = OperationType.FINISH_SPAN
 
 _TYPES = {
-    _REGISTER: "agent_instances/register",
-    _START: "agent_instances/start",
-    _FINISH_INSTANCE: "agent_instances/finish",
+    REGISTER: "agent_instances/register",
+    START: "agent_instances/start",
+    FINISH_INSTANCE: "agent_instances/finish",
     _QUALITY: "agent_instances/record_quality",
-    _CREATE: "agent_spans/create",
-    _FINISH_SPAN: "agent_spans/finish",
+    CREATE: "agent_spans/create",
+    FINISH_SPAN: "agent_spans/finish",
 }
 _EMPTY = orjson.Fragment(b"{}")
 
@@ -63,7 +66,7 @@ def _fields(item: Item) -> dict[str, Any]:
     run = item.run
     kind = item.kind
     fields: dict[str, Any]
-    if kind is _CREATE:
+    if kind is CREATE:
         status = item.status
         fields = {
             "agent_instance_id": run.server_id,
@@ -80,11 +83,11 @@ def _fields(item: Item) -> dict[str, Any]:
             fields["finished_at"] = item.finished_at
             if item.result is not None:
                 fields["result_payload"] = orjson.Fragment(item.result)
-    elif kind is _FINISH_SPAN:
+    elif kind is FINISH_SPAN:
         fields = {"status": data.get("status") or "complete", "timestamp": timestamp}
         if item.result is not None:
             fields["result_payload"] = orjson.Fragment(item.result)
-    elif kind is _REGISTER:
+    elif kind is REGISTER:
         fields = {
             "agent_version": _fragment(item.payload) or _EMPTY,
             "agent_schema_version": _fragment(item.result) or _EMPTY,
@@ -95,9 +98,9 @@ def _fields(item: Item) -> dict[str, Any]:
             value = data.get(name)
             if value is not None:
                 fields[name] = value
-    elif kind is _START:
+    elif kind is START:
         fields = {"timestamp": timestamp}
-    elif kind is _FINISH_INSTANCE:
+    elif kind is FINISH_INSTANCE:
         fields = {"status": data.get("status") or "complete", "timestamp": timestamp}
     else:
         fields = {"name": str(data.get("name")), "payload": _fragment(item.payload)}
@@ -111,9 +114,9 @@ def bulk_body(items: list[Item]) -> bytes:
         fields = _fields(item)
         entry: dict[str, Any] = {"_type": _TYPES[item.kind], "idempotency_key": item.key}
         kind = item.kind
-        if kind is _FINISH_SPAN:
+        if kind is FINISH_SPAN:
             entry["agent_span_id"] = item.run.server_span_id(item.span_id)
-        elif kind is not _CREATE and kind is not _REGISTER:
+        elif kind is not CREATE and kind is not REGISTER:
             entry["agent_instance_id"] = item.run.server_id
         entry.update(fields)
         encoded.append(entry)
@@ -126,16 +129,16 @@ def single_request(item: Item) -> tuple[str, bytes]:
     kind = item.kind
     run = item.run
     key = item.key
-    if kind is _CREATE:
+    if kind is CREATE:
         fields["idempotency_key"] = key
         return "/api/v1/agent_spans", orjson.dumps({"details": fields, "idempotency_key": key})
     fields["idempotency_key"] = key
-    if kind is _FINISH_SPAN:
+    if kind is FINISH_SPAN:
         span = quote(run.server_span_id(item.span_id) or "", safe="")
         return f"/api/v1/agent_spans/{span}/finish", orjson.dumps(fields)
-    if kind is _REGISTER:
+    if kind is REGISTER:
         return "/api/v1/agent_instance/register", orjson.dumps(fields)
-    action = {_START: "start", _FINISH_INSTANCE: "finish", _QUALITY: "record_quality"}[kind]
+    action = {START: "start", FINISH_INSTANCE: "finish", _QUALITY: "record_quality"}[kind]
     return instance_path(run.server_id, action), orjson.dumps(fields)
 
 
@@ -155,11 +158,11 @@ def take_details(item: Item, run: Run, details: Any, control: Any) -> str | None
     if isinstance(details, dict):
         server_id = details.get("id")
         if isinstance(server_id, str) and server_id:
-            if item.kind is _REGISTER and server_id != run.instance_id:
+            if item.kind is REGISTER and server_id != run.instance_id:
                 run.server_id = server_id
-            elif item.kind is _CREATE and item.span_id and server_id != item.span_id:
+            elif item.kind is CREATE and item.span_id and server_id != item.span_id:
                 run.map_span(item.span_id, server_id)
-        spans = (_CREATE, _FINISH_SPAN)
+        spans = (CREATE, FINISH_SPAN)
         if item.kind not in spans and details.get("status") == "terminated":
             reason = details.get("termination_reason")
             return reason if isinstance(reason, str) else ""
