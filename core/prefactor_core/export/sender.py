@@ -1,17 +1,17 @@
 """`ApiSender`: how a request reaches the API, behind the smallest interface the pipe needs.
 
 The pipe decides what to send and what an answer means; a sender only carries bytes. The one
-here, `HttpSender`, keeps one keep-alive connection per I/O thread: the standard library's
-``http.client`` (a request costs a quarter of what a pooled async client does), or, when the
-environment names a proxy for the API, an ``httpx.Client``, which speaks every kind of proxy.
+here, `HttpSender`, keeps one keep-alive `Http1Connection` per I/O thread (a request costs
+about a sixth of the CPU of the standard library's ``http.client``, a twentieth of a pooled
+async client's), or, when the environment names a proxy for the API, an ``httpx.Client``,
+which speaks every kind of proxy.
 Another sender (a durable spool, a second destination) plugs in without touching the pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
-import encodings.idna  # noqa: F401 - http.client imports it on first connect (see below)
-import http.client
+import encodings.idna  # noqa: F401 - the first connect imports it otherwise (see below)
 import os
 import ssl
 import threading
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from prefactor_core.export.http1 import Http1Connection, StaleConnection
 from prefactor_http._version import __version__
 from prefactor_http.client import proxy_for, shared_tls_context
 from prefactor_http.config import HttpClientConfig
@@ -109,10 +110,6 @@ os.register_at_fork(
     before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
 )
 
-# Failures of a connection the server had already closed while it sat idle: sending again on a
-# new connection is safe (nothing was processed) and is not a failed attempt.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-
 
 class HttpSender:
     """`ApiSender` over HTTP(S) keep-alive connections, one per calling thread."""
@@ -121,7 +118,7 @@ class HttpSender:
         parts = urlsplit(config.api_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port
+        self._port = parts.port or (443 if self._https else 80)
         self._base = parts.path.rstrip("/")
         self._connect_timeout = config.connect_timeout
         self._timeout = config.request_timeout
@@ -131,9 +128,14 @@ class HttpSender:
             "Accept": "application/json",
             "User-Agent": f"prefactor-core/{__version__}",
         }
+        host = f"[{self._host}]" if ":" in self._host else self._host.encode("idna").decode()
+        default_port = 443 if self._https else 80
+        self._fixed = _header_lines(
+            {"Host": host if self._port == default_port else f"{host}:{self._port}"} | self._headers
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: list[http.client.HTTPConnection] = []
+        self._open: list[Http1Connection] = []
         proxy = proxy_for(config.api_url)
         self._proxied: httpx.Client | None = None
         if proxy is not None:
@@ -148,59 +150,55 @@ class HttpSender:
 
     def send(self, method: str, path: str, body: bytes | None, sdk_header: str) -> Reply:
         """See `ApiSender.send`."""
-        headers = dict(self._headers)
-        headers["X-Prefactor-SDK"] = sdk_header
         if self._proxied is not None:
+            headers = dict(self._headers)
+            headers["X-Prefactor-SDK"] = sdk_header
             return self._send_proxied(method, path, body, headers)
+        content = body or b""
+        head = b"".join(
+            (
+                f"{method} {self._base}{path} HTTP/1.1\r\n".encode("latin-1"),
+                self._fixed,
+                _header_lines({"X-Prefactor-SDK": sdk_header}),
+                b"Content-Length: %d\r\n\r\n" % len(content),
+            )
+        )
+        connection = self._connection()
         for attempt in (0, 1):
-            connection, reused = self._connection()
             try:
-                connection.request(method, self._base + path, body, headers)
-                response = connection.getresponse()
-                data = response.read()
-            except _STALE as exc:
-                connection.close()
-                if reused and attempt == 0:
-                    continue
+                if not connection.is_open:
+                    with _lookup_fence():
+                        connection.connect()
+                response = connection.request(head, content)
+            except StaleConnection as exc:
+                if attempt == 0:
+                    continue  # closed while idle: nothing was processed
                 return Reply(0, error=exc)
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
+            except OSError as exc:
                 return Reply(0, error=exc)
-            if response.will_close:
-                connection.close()
+            headers = response.headers
             return Reply(
                 response.status,
-                data,
-                parse_retry_after(response.getheader("Retry-After")),
-                response.getheader("Location"),
+                response.body,
+                parse_retry_after(headers.get("retry-after")),
+                headers.get("location"),
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None:
-            return connection, True
+    def _connection(self) -> Http1Connection:
+        connection: Http1Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            if self._https:
-                connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self._connect_timeout, context=self._tls
-                )
-            else:
-                connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._connect_timeout
-                )
+            connection = Http1Connection(
+                self._host,
+                self._port,
+                tls=self._tls,
+                connect_timeout=self._connect_timeout,
+                timeout=self._timeout,
+            )
             self._local.connection = connection
             with self._lock:
                 self._open.append(connection)
-        with _lookup_fence():
-            try:
-                connection.connect()
-            except Exception:
-                connection.close()
-                raise
-        if connection.sock is not None:
-            connection.sock.settimeout(self._timeout)
-        return connection, False
+        return connection
 
     def _send_proxied(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -227,6 +225,17 @@ class HttpSender:
                 connection.close()
         if self._proxied is not None:
             self._proxied.close()
+
+
+def _header_lines(headers: dict[str, str]) -> bytes:
+    """``headers`` as request header lines; a value that could end the line early (CR, LF)
+    is refused rather than sent."""
+    lines = []
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"the {name} header would hold a line break")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1", "replace")
 
 
 def is_certificate_error(error: BaseException | None) -> bool:
