@@ -220,9 +220,9 @@ def test_show_prints_span_trees(filled: tuple[Path, list[str]]) -> None:
         "active",
         "complete",
         "failed",
-        "model=fake-model",
+        "demo:llm fake-model  complete",  # the model is the label, not repeated
         "tokens=7 in / 5 out (12 total)",
-        "tool=calculator",
+        "demo:tool calculator  failed",
         "error=ZeroDivisionError: oops",
         " ms",
     ]:
