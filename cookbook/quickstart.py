@@ -394,40 +394,11 @@ def load_trace(dest: Destination, instance_id: str) -> Any:
     return Trace.build(instance, spans)
 
 
-def span_name(node: Any) -> str:
-    """What a span is about: its LangGraph node, run or method name ("" for model and tool
-    calls, whose model and tool the renderer already shows)."""
-    highlights = node.highlights()
-    if "model" in highlights or "tool" in highlights:
-        return ""
-    payload = node.payload
-    for key in ("node", "tool_name", "name"):
-        value = payload.get(key)
-        if isinstance(value, str) and value and value not in ("LangGraph", "llm", "tool"):
-            return value
-    return ""
-
-
 def trace_tree(trace: Any) -> Any:
-    """``prefactor_local``'s rich tree of a trace, with each span's name after its type."""
-    from rich.tree import Tree
+    """The rich tree of a trace, drawn as `prefactor-local show` draws it."""
+    from prefactor_local.render import trace_tree
 
-    from prefactor_local.render import span_label, trace_tree
-
-    tree = trace_tree(trace)
-    tree.children.clear()
-
-    def add(branch: Tree, nodes: list[Any]) -> None:
-        for node in nodes:
-            label = span_label(node)
-            name = span_name(node)
-            if name:
-                cut = len(node.schema_name)
-                label = Text.assemble(label[:cut], (f" {name}", "cyan"), label[cut:])
-            add(branch.add(label), node.children)
-
-    add(tree, trace.roots)
-    return tree
+    return trace_tree(trace)
 
 
 def summary_line(trace: Any) -> Text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -21,9 +22,36 @@ _ENV_URL = "PREFACTOR_API_URL"
 _ENV_TOKEN = "PREFACTOR_API_TOKEN"
 _ENV_TRANSPORT = "PREFACTOR_HTTP_TRANSPORT"
 
+logger = logging.getLogger("prefactor_http")
+
 
 # Visible ASCII only: anything else cannot travel in an Authorization header.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+# A token pasted together with its header scheme ("Bearer abc"); the client adds the scheme.
+_BEARER_PREFIX = re.compile(r"bearer\s+", re.IGNORECASE)
+
+
+def _clean_token(token: object) -> str:
+    """The token without surrounding space or a ``Bearer `` prefix; `ValueError` naming the
+    setting and the fix (never the token) when it cannot be sent."""
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError(
+            f"api_token is required: set the environment variable {_ENV_TOKEN} to your "
+            "Prefactor API token, or pass api_token=..."
+        )
+    token = token.strip()
+    prefix = _BEARER_PREFIX.match(token)
+    if prefix is not None:
+        logger.debug("api_token started with 'Bearer '; using the token without it")
+        token = token[prefix.end() :]
+    if not _TOKEN_CHARS.fullmatch(token):
+        # Never echo the token: it is a secret even when it is malformed.
+        raise ValueError(
+            f"api_token ({_ENV_TOKEN}) contains spaces, control or non-ASCII characters, so "
+            "it cannot be sent as a bearer token: set it to the token alone, exactly as "
+            "Prefactor shows it (no quotes, no line breaks)"
+        )
+    return token
 
 
 def _check_url(url: str) -> None:
@@ -96,15 +124,7 @@ class HttpClientConfig:
             raise ValueError("api_url is required")
         self.api_url = self.api_url.strip()
         _check_url(self.api_url)
-        if not isinstance(self.api_token, str) or not self.api_token.strip():
-            raise ValueError("api_token is required")
-        self.api_token = self.api_token.strip()
-        if not _TOKEN_CHARS.fullmatch(self.api_token):
-            # Never echo the token: it is a secret even when it is malformed.
-            raise ValueError(
-                "api_token contains spaces, control or non-ASCII characters; "
-                "it cannot be sent as a bearer token"
-            )
+        self.api_token = _clean_token(self.api_token)
 
         _positive("request_timeout", self.request_timeout)
         _positive("connect_timeout", self.connect_timeout)
@@ -166,7 +186,11 @@ class HttpClientConfig:
                 continue
             value = os.environ.get(env_name, "").strip()
             if not value:
-                raise ValueError(f"environment variable {env_name} is not set")
+                what = "API URL" if field_name == "api_url" else "API token"
+                raise ValueError(
+                    f"environment variable {env_name} is not set: set it to your Prefactor "
+                    f"{what}, or pass {field_name}=..."
+                )
             values[field_name] = value
         values.update(overrides)
         return cls(**values)

@@ -18,6 +18,7 @@ from prefactor_local.faults import FaultConfig
 from prefactor_local.store import TraceStore
 
 DEFAULT_DB = Path(".prefactor") / "local.db"
+DEFAULT_AGENT_ID = "my-agent"  # what `serve` suggests for PREFACTOR_AGENT_ID
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +133,8 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print("Point a client at it:")
     print(f"  export PREFACTOR_API_URL={url}")
     print(f"  export PREFACTOR_API_TOKEN={token if source is None else '<your token>'}")
+    agent = os.environ.get("PREFACTOR_AGENT_ID", "").strip() or DEFAULT_AGENT_ID
+    print(f"  export PREFACTOR_AGENT_ID={agent}  # any id: unknown agents are created on first use")
     sys.stdout.flush()
     config = uvicorn_config(app, log_level=args.log_level, access_log=not args.no_access_log)
     try:

@@ -37,18 +37,24 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def span_label(node: SpanNode) -> Text:
-    """`schema_name  status  duration  key=value ...` for one span."""
-    label = Text()
-    label.append(node.schema_name or "(unnamed)", style="bold")
-    label.append("  ")
-    label.append_text(status_text(node.status))
-    label.append(f"  {format_duration(node.duration_ms)}", style="cyan")
+def span_line(node: SpanNode) -> Text:
+    """`schema_name label  status  duration  key=value ...` for one span; the label is
+    `SpanNode.label`, and a model or tool it already names is not repeated."""
+    line = Text()
+    line.append(node.schema_name or "(unnamed)", style="bold")
+    label = node.label
+    if label:
+        line.append(f" {label}", style="cyan")
+    line.append("  ")
+    line.append_text(status_text(node.status))
+    line.append(f"  {format_duration(node.duration_ms)}", style="cyan")
     for key, value in node.highlights().items():
+        if key in ("model", "tool") and value == label:
+            continue
         shown = value if len(value) <= _MAX_HIGHLIGHT_CHARS else value[:_MAX_HIGHLIGHT_CHARS] + "…"
-        label.append(f"  {key}=", style="dim")
-        label.append(shown, style="red" if key == "error" else "")
-    return label
+        line.append(f"  {key}=", style="dim")
+        line.append(shown, style="red" if key == "error" else "")
+    return line
 
 
 def trace_tree(trace: Trace) -> Tree:
@@ -72,7 +78,7 @@ def trace_tree(trace: Trace) -> Tree:
 
     def add(branch: Tree, nodes: list[SpanNode]) -> None:
         for node in nodes:
-            add(branch.add(span_label(node)), node.children)
+            add(branch.add(span_line(node)), node.children)
 
     add(tree, trace.roots)
     return tree

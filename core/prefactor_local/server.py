@@ -371,7 +371,20 @@ class LocalServer:
         if status is None:
             return cls(db_path=path, token=chosen, host=host, port=port).start()
         if status == 401:
-            raise PermissionError(f"the server at {target} rejects the token")
+            source = (
+                "the token argument"
+                if token
+                else (
+                    "PREFACTOR_API_TOKEN"
+                    if os.environ.get("PREFACTOR_API_TOKEN")
+                    else f"the token stored in {path}"
+                )
+            )
+            raise PermissionError(
+                f"the server at {target} rejects the token from {source}: set "
+                "PREFACTOR_API_TOKEN to the token it serves with (`prefactor-local token --db "
+                "<its database>` prints it), or stop that server"
+            )
         if status != 200:
             raise RuntimeError(f"the server at {target} answered ping with HTTP {status}")
         # The ping proved this token is the running server's, so storing it changes nothing.

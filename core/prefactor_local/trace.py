@@ -20,6 +20,8 @@ _USAGE_KEYS = ("token_usage", "usage", "usage_metadata")
 _INPUT_TOKEN_KEYS = ("prompt_tokens", "input_tokens")
 _OUTPUT_TOKEN_KEYS = ("completion_tokens", "output_tokens")
 _SEARCH_DEPTH = 3
+# Where a span's name is, after the LangGraph node, model and tool: the run, method or agent name.
+_NAME_KEYS = ("name", "run_name", "agent_name", "node_name", "langgraph_node")
 
 
 def _millis(start: datetime | None, end: datetime | None) -> float | None:
@@ -121,6 +123,11 @@ class SpanNode:
         if error:
             found["error"] = error
         return found
+
+    @property
+    def label(self) -> str:
+        """What tells two spans of one type apart (see `span_label`)."""
+        return _label(self.payload, self.highlights())
 
     def token_counts(self) -> TokenCounts | None:
         """Prompt, completion and total tokens from the result (else the params), if reported."""
@@ -258,6 +265,32 @@ def load_traces(
     """Traces of the newest instances first (optionally of one agent)."""
     instances = store.list_instances(agent_id, limit=limit)
     return Traces(Trace.build(instance, store.list_spans(instance["id"])) for instance in instances)
+
+
+def span_label(span: Mapping[str, Any]) -> str:
+    """The label shown after a span's type, "" when none: its LangGraph node, else its model
+    (LLM and embedding spans), else its tool, else its run, method or agent name.
+
+    The one rule for `prefactor-local show`, the HTML waterfall, the quickstart's printout and
+    `prefactor_integrations.testing.outline`; `SpanNode.label` is the same.
+    """
+    return SpanNode(dict(span)).label
+
+
+def _label(payload: Mapping[str, Any], highlights: Mapping[str, str]) -> str:
+    node = payload.get("node")
+    if isinstance(node, str) and node:
+        return node
+    for key in ("model", "tool"):
+        if key in highlights:
+            return highlights[key]
+    metadata = payload.get("metadata")
+    for source in (payload, metadata if isinstance(metadata, Mapping) else {}):
+        for key in _NAME_KEYS:
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return ""
 
 
 # -- payload search ---------------------------------------------------------------------------

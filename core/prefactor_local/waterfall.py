@@ -37,7 +37,6 @@ _MAX_INDENT_LEVELS = 12
 _TICK_TARGET = 6
 _HOUR_MS = 3_600_000.0
 _DAY_MS = 24 * _HOUR_MS
-_LABEL_KEYS = ("langgraph_node", "node_name", "agent_name", "name", "run_name")
 
 _CSS = """
 .pf-wf{--pf-border:#d8dee4;--pf-soft:#eef1f4;--pf-muted:#656d76;--pf-text:#1f2328;
@@ -258,7 +257,7 @@ def _span_row(trace: Trace, node: SpanNode, axis: _Axis, with_tokens: bool) -> s
     status = node.status or "pending"
     shown = _shown_status(trace, node)
     highlights = node.highlights()
-    label = _label(node, highlights)
+    label = node.label
     tokens = node.token_counts()
     levels = min(node.depth, _MAX_INDENT_LEVELS)
     indent = 12 + levels * _INDENT_PX
@@ -358,20 +357,6 @@ def _title(
         lines.append(f"{key}: {_clip(_compact(value), _TITLE_VALUE_CHARS)}")
     lines.append(f"span id: {node.id}")
     return "\n".join(lines)
-
-
-def _label(node: SpanNode, highlights: dict[str, str]) -> str:
-    """Model, tool or node name: what tells two spans of one type apart."""
-    for key in ("model", "tool"):
-        if key in highlights:
-            return highlights[key]
-    metadata = node.payload.get("metadata")
-    for source in (metadata if isinstance(metadata, dict) else {}, node.payload):
-        for key in _LABEL_KEYS:
-            value = source.get(key)
-            if isinstance(value, str) and value:
-                return value
-    return ""
 
 
 # -- time axis --------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ same once this module is imported), ``uninstrument()`` to stop.
 from __future__ import annotations
 
 from .._shared.config import PrefactorConfigurationError
+from . import _quiet
 from .handler import PrefactorCallbackHandler
 from .instrument import ENV_TRACING, instrument, instrumented_handler, uninstrument
 from .schemas import LANGCHAIN_SPAN_TYPES
+
+_quiet.install()  # a termination reaches the caller without an "Error in ..." line first
 
 __all__ = [
     "ENV_TRACING",

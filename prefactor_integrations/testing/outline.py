@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefactor_local.trace import SpanNode, Trace
+from prefactor_local.trace import span_label as shared_span_label
 
 __all__ = ["OutlineMismatchError", "assert_outline", "outline", "span_label"]
 
@@ -31,7 +32,6 @@ TraceLike = Any | Sequence[Mapping[str, Any]]
 """A ``prefactor_local.trace.Trace``, a ``SpanNode``, or a list of span dicts as stored by the
 local server (``TraceStore.list_spans``)."""
 
-_LABEL_KEYS = ("node", "tool_name", "model_name", "model", "name")
 _LINE = re.compile(r"^(?P<schema>\S+)(?:\s+(?P<label>.*?))?(?:\s*\[(?P<status>[^\]]+)\])?\s*$")
 
 
@@ -65,15 +65,9 @@ class _Expected:
 
 
 def span_label(span: Mapping[str, Any]) -> str:
-    """The label of a span: its LangGraph node, tool, model or run name ("" when none)."""
-    payload = span.get("payload")
-    if not isinstance(payload, Mapping):
-        return ""
-    for key in _LABEL_KEYS:
-        value = payload.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
+    """The label of a span: its LangGraph node, model, tool or run name ("" when none), by the
+    same rule as ``prefactor-local show`` and the HTML waterfall."""
+    return shared_span_label(span)
 
 
 # -- building trees ------------------------------------------------------------------------------

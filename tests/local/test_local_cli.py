@@ -85,7 +85,7 @@ def serve(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Iter
             match = URL_LINE.search(line)
             if match:
                 url = match.group(1)
-            if url and line.startswith("  export PREFACTOR_API_TOKEN"):
+            if url and line.startswith("  export PREFACTOR_AGENT_ID"):
                 break
         yield Served(process, lines, url)
     finally:
@@ -116,6 +116,8 @@ def test_serve_on_port_zero_prints_the_real_url_and_a_stored_token(tmp_path: Pat
         port = int(served.url.rsplit(":", 1)[1])
         assert port > 0
         assert f"export PREFACTOR_API_URL={served.url}" in served.output
+        assert f"export PREFACTOR_API_TOKEN={token}" in served.output
+        assert "export PREFACTOR_AGENT_ID=my-agent" in served.output
         with httpx.Client(base_url=served.url) as client:
             headers = {"Authorization": f"Bearer {token}"}
             assert client.get("/api/v1/ping", headers=headers).status_code == 200
@@ -220,9 +222,9 @@ def test_show_prints_span_trees(filled: tuple[Path, list[str]]) -> None:
         "active",
         "complete",
         "failed",
-        "model=fake-model",
+        "demo:llm fake-model  complete",  # the model is the label, not repeated
         "tokens=7 in / 5 out (12 total)",
-        "tool=calculator",
+        "demo:tool calculator  failed",
         "error=ZeroDivisionError: oops",
         " ms",
     ]:

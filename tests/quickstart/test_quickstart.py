@@ -87,8 +87,8 @@ def test_local_run_prints_three_trees_and_keeps_them(tmp_path: Path) -> None:
         "llama_index:llm",
     ):
         assert span_type in out, span_type
-    assert "tool=get_weather" in out
-    assert "model=scripted-gpt" in out
+    assert "langchain:tool get_weather  complete" in out
+    assert "langchain:llm scripted-gpt  complete" in out
     assert "tokens=" in out
     assert " complete " in out and "failed" not in out and "active" not in out
     assert "started in this process" in out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import encodings.idna  # noqa: F401 - the first connect imports it otherwise (see below)
+import logging
 import os
 import ssl
 import threading
@@ -28,7 +29,9 @@ from prefactor_http.client import proxy_for, shared_tls_context
 from prefactor_http.config import HttpClientConfig
 from prefactor_http.retry import parse_retry_after
 
-__all__ = ["ApiSender", "HttpSender", "Reply"]
+__all__ = ["ApiSender", "HttpSender", "Reply", "never_reached"]
+
+logger = logging.getLogger("prefactor_core.export")
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,40 @@ class HttpSender:
                 trust_env=False,
             )
         self._tls = shared_tls_context() if self._https else None
+        port = f":{parts.port}" if parts.port is not None else ""
+        self.address = f"{parts.scheme}://{self._host}{port}"  # no user info, never the token
+        self.answered = False  # whether any HTTP answer ever arrived
+        self.last_failure: str | None = None  # the latest request no answer came back to
+        self._warned = False
 
     def send(self, method: str, path: str, body: bytes | None, sdk_header: str) -> Reply:
         """See `ApiSender.send`."""
+        try:
+            reply = self._carry(method, path, body, sdk_header)
+        except Exception as exc:  # a failure no branch below foresaw: still only a reply
+            reply = Reply(0, error=exc)
+        if reply.status:
+            self.answered = True
+        else:
+            self._no_answer(reply.error)
+        return reply
+
+    def _no_answer(self, error: BaseException | None) -> None:
+        """Keep the cause; say it once, at the first failure, with the host it was for."""
+        cause = "no answer" if error is None else f"{type(error).__name__}: {error}"
+        self.last_failure = cause
+        with self._lock:
+            if self._warned:
+                return
+            self._warned = True
+        logger.warning(
+            "Prefactor export: cannot reach the API at %s (%s); telemetry stays in memory and "
+            "is retried in the background. Check PREFACTOR_API_URL and the network.",
+            self.address,
+            cause,
+        )
+
+    def _carry(self, method: str, path: str, body: bytes | None, sdk_header: str) -> Reply:
         if self._proxied is not None:
             headers = dict(self._headers)
             headers["X-Prefactor-SDK"] = sdk_header
@@ -225,6 +259,14 @@ class HttpSender:
                 connection.close()
         if self._proxied is not None:
             self._proxied.close()
+
+
+def never_reached(sender: ApiSender) -> str | None:
+    """Why ``sender`` has never reached its API, if it tried and no answer ever came back
+    (None when it got an answer, has not failed yet, or is not an `HttpSender`)."""
+    if isinstance(sender, HttpSender) and not sender.answered and sender.last_failure:
+        return f"the API at {sender.address} was never reached ({sender.last_failure})"
+    return None
 
 
 def _header_lines(headers: dict[str, str]) -> bytes:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefactor_core.export.pipe import BufferItem, Pipe
+from prefactor_core.export.sender import never_reached
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_http.client import shared_tls_context
 
@@ -32,6 +33,10 @@ logger = logging.getLogger("prefactor_core.export")
 
 _ENV_SIGTERM = "PREFACTOR_SIGTERM_HANDLER"
 _CLOSE_WAIT = 5.0  # seconds a detach waits for the export thread to close a pipe
+_DRAIN_SLICE = 0.1  # seconds between looks at whether the APIs were ever reached
+UNREACHED_SHUTDOWN_TIMEOUT = 2.0
+"""Seconds exit and SIGTERM wait at most (instead of ``shutdown_timeout``) when no API this
+process sends to was ever reached: every attempt so far failed without an answer."""
 
 _shutdown_hooks: list[Callable[[], None]] = []
 
@@ -180,6 +185,20 @@ class Exporter:
                 pipe.urgent(False)
         return True
 
+    def _drain(self, pipes: list[Pipe], timeout: float) -> list[str]:
+        """`flush` up to ``timeout``, or `UNREACHED_SHUTDOWN_TIMEOUT` once every API has
+        failed without ever answering; what was never reached."""
+        started = time.monotonic()
+        while not self.in_export_thread():
+            unreached = [why for why in map(never_reached, (p.sender for p in pipes)) if why]
+            limit = timeout
+            if unreached and len(unreached) == len(pipes):
+                limit = min(timeout, UNREACHED_SHUTDOWN_TIMEOUT)
+            left = started + limit - time.monotonic()
+            if self.flush(max(0.0, min(left, _DRAIN_SLICE))) or left <= _DRAIN_SLICE:
+                return unreached
+        return []
+
     def shutdown(self, timeout: float | None = None) -> int:
         """Finish open runs, drain (up to ``timeout``, default the largest
         ``shutdown_timeout``), then stop. Logs and returns how many operations could not be
@@ -197,7 +216,7 @@ class Exporter:
             timeout = max(
                 (owner.config.queue_config.shutdown_timeout for owner in owners), default=0.0
             )
-        self.flush(timeout)
+        unreached = self._drain(pipes, timeout)
         undelivered = 0
         for pipe in pipes:
             for owner in list(pipe.owners):
@@ -205,13 +224,15 @@ class Exporter:
                 owner.closed = True
         if undelivered:
             counters = [owner.counters for owner in owners]
+            errors = [e for e in (owner.stats().last_error for owner in owners) if e]
             logger.warning(
                 "Prefactor: %d operation(s) could not be delivered before shutdown "
-                "(sent=%d, failed=%d, dropped=%d)",
+                "(sent=%d, failed=%d, dropped=%d)%s",
                 undelivered,
                 sum(c.sent for c in counters),
                 sum(c.failed for c in counters),
                 sum(c.dropped for c in counters),
+                _causes(errors[-1:], unreached),
             )
         self._stop = True
         self.wake()
@@ -219,6 +240,15 @@ class Exporter:
         if thread is not None and thread.is_alive() and not self.in_export_thread():
             thread.join(timeout=2.0)
         return undelivered
+
+
+def _causes(last_error: list[str], unreached: list[str]) -> str:
+    """Why delivery failed, for the exit line: the APIs never reached (with their cause), else
+    the last error; "" when neither is known."""
+    if unreached:
+        waited = f", so exit waited at most {UNREACHED_SHUTDOWN_TIMEOUT:g} s"
+        return "".join(f"; {why}{waited}" for why in unreached)
+    return "".join(f"; last error: {error.rstrip('.')}" for error in last_error)
 
 
 _exporter: Exporter | None = None
