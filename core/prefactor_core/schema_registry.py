@@ -136,33 +136,37 @@ class SchemaRegistry:
         return {"external_identifier": identifier, **collections}
 
     def merge(self, other: SchemaRegistry) -> None:
-        """Copy ``other``'s entries in; `ValueError` listing every conflict, changing nothing."""
+        """Copy ``other``'s entries in. A name both registries define, in any collection, is
+        a conflict (as in the published SDK, even when the two entries are equal): one
+        `ValueError` lists every conflict, and nothing is changed."""
+        mine = {entry["name"] for entry in self._quality_schemas}
         conflicts = [
-            f"span_schemas/{name}"
-            for name, schema in other._span_schemas.items()
-            if name in self._span_schemas and self._span_schemas[name] != schema
+            f"span_schemas/{name}" for name in other._span_schemas if name in self._span_schemas
         ]
         conflicts += [
             f"span_result_schemas/{name}"
-            for name, schema in other._span_result_schemas.items()
-            if name in self._span_result_schemas and self._span_result_schemas[name] != schema
+            for name in other._span_result_schemas
+            if name in self._span_result_schemas
         ]
         conflicts += [
             f"span_type_schemas/{name}"
-            for name, entry in other._span_type_schemas.items()
-            if name in self._span_type_schemas and self._span_type_schemas[name] != entry
+            for name in other._span_type_schemas
+            if name in self._span_type_schemas
         ]
-        mine = {entry["name"]: entry for entry in self._quality_schemas}
         conflicts += [
             f"quality_schemas/{entry['name']}"
             for entry in other._quality_schemas
-            if entry["name"] in mine and mine[entry["name"]] != entry
+            if entry["name"] in mine
         ]
         if conflicts:
             raise ValueError(f"Cannot merge registries - conflicting schemas: {conflicts}")
-        self._span_schemas.update(dict(other._span_schemas))
-        self._span_result_schemas.update(dict(other._span_result_schemas))
-        self._span_type_schemas.update(dict(other._span_type_schemas))
-        for entry in other._quality_schemas:
-            if entry["name"] not in mine:
-                self._quality_schemas.append(dict(entry))
+        self._span_schemas.update(
+            {name: dict(schema) for name, schema in other._span_schemas.items()}
+        )
+        self._span_result_schemas.update(
+            {name: dict(schema) for name, schema in other._span_result_schemas.items()}
+        )
+        self._span_type_schemas.update(
+            {name: dict(entry) for name, entry in other._span_type_schemas.items()}
+        )
+        self._quality_schemas.extend(dict(entry) for entry in other._quality_schemas)

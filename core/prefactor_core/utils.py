@@ -62,17 +62,22 @@ def ensure_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-def build_runtime_environment(sdk_entries: Iterable[str] = ()) -> dict[str, Any]:
+def build_runtime_environment(sdk_entries: Iterable[str] | str | None = ()) -> dict[str, Any]:
     """Describe the running SDK and interpreter, for ``agent_version["runtime_environment"]``.
 
-    ``sdk_entries`` are adapter entries such as ``"prefactor-langchain@1.0.0"``.
+    ``sdk_entries`` are adapter entries such as ``"prefactor-langchain@1.0.0"``: a list, or
+    (as the published SDK takes them) one string of entries separated by spaces.
     """
+    if sdk_entries is None:
+        sdk_entries = ()
+    elif isinstance(sdk_entries, str):
+        sdk_entries = sdk_entries.split()
     agent_sdk = [entry for entry in sdk_entries if not entry.startswith("prefactor-core@")]
     implementation = platform.python_implementation().lower()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     return {
         "agent_sdk": agent_sdk,
-        "os": sys.platform,
+        "os": platform.system().lower() or sys.platform,
         "prefactor_sdk": [f"prefactor-core@{__version__}", f"prefactor-http@{__version__}"],
         "runtime": f"{implementation}@{version}",
     }
@@ -81,15 +86,23 @@ def build_runtime_environment(sdk_entries: Iterable[str] = ()) -> dict[str, Any]
 _warned_adaptors: set[str] = set()
 
 
-def warn_missing_adaptor_config(adaptor: str, instance_id: str | None = None) -> None:
-    """Log once per adaptor that an instance was registered before the adaptor configured
-    the client (so its SDK header entry is missing from that registration)."""
-    if adaptor in _warned_adaptors:
+def warn_missing_adaptor_config(
+    instance_id: str | None, adaptor_name: str, create_client_call: str | None = None
+) -> None:
+    """Log (once per adaptor) that an instance was registered before the adaptor configured
+    the client, so its SDK header entry is missing from that registration.
+
+    The arguments are the published SDK's: the instance, the adaptor's name and the call that
+    builds a client the right way (e.g. ``"PrefactorMiddleware.create_client(config)"``).
+    """
+    if adaptor_name in _warned_adaptors:
         return
-    _warned_adaptors.add(adaptor)
+    _warned_adaptors.add(adaptor_name)
+    advice = f" Use {create_client_call} to create the client first." if create_client_call else ""
     logger.warning(
-        "Agent instance %s was registered before %s configured the client; "
-        "its SDK header entry was not sent with that registration",
+        "Agent instance %s was registered before the %s could configure the client; "
+        "its SDK header entry was not sent with that registration.%s",
         instance_id or "(unknown)",
-        adaptor,
+        adaptor_name,
+        advice,
     )

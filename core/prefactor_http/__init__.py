@@ -7,6 +7,9 @@ async with PrefactorHttpClient(HttpClientConfig.from_env()) as client:
     await client.validate_token()
     instance = await client.agent_instances.register(agent_version, agent_schema_version)
 ```
+
+Every name the published ``prefactor-http`` 0.4 exported from here is exported too (the
+request models among them are kept for compatibility).
 """
 
 from prefactor_http._version import __version__
@@ -27,33 +30,49 @@ from prefactor_http.exceptions import (
     PrefactorResponseContractError,
     PrefactorRetryExhaustedError,
     PrefactorValidationError,
+    is_permanent_http_error,
     is_transient_error,
+    is_transient_http_error,
 )
 from prefactor_http.models import (
+    ActionProfile,
     Agent,
     AgentAvailableActions,
     AgentForCreate,
     AgentForUpdate,
     AgentInstance,
     AgentInstanceCounts,
+    AgentInstanceRecordQuality,
     AgentInstanceSpanCounts,
     AgentLifecycleStatus,
+    AgentSchemaVersionForRegister,
     AgentSpan,
     AgentStatus,
     AgentSummary,
+    AgentVersionForRegister,
+    ApiResponse,
     BulkItem,
     BulkOutput,
+    BulkRequest,
     BulkResponse,
+    DataCategories,
+    DataRisk,
+    FinishInstanceRequest,
     FinishStatus,
     InstancePurpose,
     ListResponse,
     Pagination,
+    QualitySchemaDetails,
+    QualitySchemaForCreate,
+    RuntimeEnvironment,
     Sorting,
+    SpanTypeSchemaForCreate,
 )
 from prefactor_http.retry import RetryAttempt, RetryPolicy, parse_retry_after
 
 __all__ = [
     "DEFAULT_SDK_HEADER",
+    "ActionProfile",
     "Agent",
     "AgentAvailableActions",
     "AgentClient",
@@ -62,16 +81,24 @@ __all__ = [
     "AgentInstance",
     "AgentInstanceClient",
     "AgentInstanceCounts",
+    "AgentInstanceRecordQuality",
     "AgentInstanceSpanCounts",
     "AgentLifecycleStatus",
+    "AgentSchemaVersionForRegister",
     "AgentSpan",
     "AgentSpanClient",
     "AgentStatus",
     "AgentSummary",
+    "AgentVersionForRegister",
+    "ApiResponse",
     "BulkClient",
     "BulkItem",
     "BulkOutput",
+    "BulkRequest",
     "BulkResponse",
+    "DataCategories",
+    "DataRisk",
+    "FinishInstanceRequest",
     "FinishStatus",
     "HttpClientConfig",
     "InstancePurpose",
@@ -86,10 +113,16 @@ __all__ = [
     "PrefactorResponseContractError",
     "PrefactorRetryExhaustedError",
     "PrefactorValidationError",
+    "QualitySchemaDetails",
+    "QualitySchemaForCreate",
     "RetryAttempt",
     "RetryPolicy",
+    "RuntimeEnvironment",
     "Sorting",
+    "SpanTypeSchemaForCreate",
     "__version__",
+    "is_permanent_http_error",
     "is_transient_error",
+    "is_transient_http_error",
     "parse_retry_after",
 ]

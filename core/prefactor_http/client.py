@@ -262,13 +262,17 @@ class PrefactorHttpClient:
         json: Any = None,
         params: QueryParams | None = None,
         idempotency_key: str | None = None,
+        json_data: Any = None,
     ) -> dict[str, Any]:
         """Send one API request with retries and return the parsed JSON envelope.
 
         ``json`` is encoded once, so every attempt sends the same bytes. ``idempotency_key``
         is sent as the ``Idempotency-Key`` header. Raises the errors of
-        `prefactor_http.exceptions`; transport errors come from httpx.
+        `prefactor_http.exceptions`; transport errors come from httpx. ``json_data`` is the
+        published ``prefactor-http`` 0.4 name of ``json``, kept for compatibility.
         """
+        if json is None:
+            json = json_data
         validate_idempotency_key(idempotency_key)
         content = None if json is None else encode_json(json)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None

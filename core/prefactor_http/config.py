@@ -74,7 +74,7 @@ def _check_url(url: str) -> None:
 def _positive(name: str, value: float) -> None:
     # `not value > 0` also rejects NaN.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise ValueError(f"{name} must be positive (a number), got {value!r}")
     if math.isinf(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
 
@@ -134,14 +134,14 @@ class HttpClientConfig:
             or self.max_retries < 0
         ):
             raise ValueError(
-                f"max_retries must be a non-negative integer, got {self.max_retries!r}"
+                f"max_retries must be non-negative (an integer), got {self.max_retries!r}"
             )
         _positive("initial_retry_delay", self.initial_retry_delay)
         _positive("max_retry_delay", self.max_retry_delay)
         if self.initial_retry_delay > self.max_retry_delay:
             raise ValueError(
-                f"initial_retry_delay ({self.initial_retry_delay}) must not exceed "
-                f"max_retry_delay ({self.max_retry_delay})"
+                f"initial_retry_delay must be <= max_retry_delay, got "
+                f"{self.initial_retry_delay} > {self.max_retry_delay}"
             )
         if (
             isinstance(self.retry_multiplier, bool)

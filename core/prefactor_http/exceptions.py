@@ -1,4 +1,8 @@
-"""Errors raised by `prefactor_http`, and the transient/permanent classification."""
+"""Errors raised by `prefactor_http`, and the transient/permanent classification.
+
+``is_transient_http_error`` and ``is_permanent_http_error`` are the published
+``prefactor-http`` 0.4 names of the classification, kept for compatibility.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ __all__ = [
     "PrefactorResponseContractError",
     "PrefactorRetryExhaustedError",
     "PrefactorValidationError",
+    "is_permanent_http_error",
     "is_transient_error",
+    "is_transient_http_error",
 ]
 
 
@@ -156,3 +162,23 @@ def is_transient_error(exc: BaseException) -> bool:
     if isinstance(exc, PrefactorHttpError):
         return False
     return isinstance(exc, _TRANSIENT_TRANSPORT_ERRORS)
+
+
+# -- kept for the published prefactor-http 0.4 ----------------------------------------------
+
+is_transient_http_error = is_transient_error
+"""Published name of `is_transient_error`."""
+
+
+def is_permanent_http_error(exc: BaseException) -> bool:
+    """Whether retrying the same request is pointless: an HTTP 4xx other than 429, or a
+    response that could not be read on a non-retryable status. Transport failures and
+    errors that are not HTTP errors are neither transient nor permanent here."""
+    if isinstance(exc, PrefactorRetryExhaustedError):
+        return exc.last_error is not None and is_permanent_http_error(exc.last_error)
+    if isinstance(exc, PrefactorApiError):
+        status = exc.status_code
+        return status is not None and 400 <= status < 500 and status != 429
+    if isinstance(exc, PrefactorResponseContractError):
+        return not _transient_status(exc.status_code)
+    return False

@@ -1,21 +1,31 @@
-"""When to retry a failed request and how long to wait first."""
+"""When to retry a failed request and how long to wait first.
+
+`RetryHandler` is the published ``prefactor-http`` 0.4 helper, kept for compatibility.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
 from prefactor_http.config import HttpClientConfig
-from prefactor_http.exceptions import PrefactorApiError, PrefactorResponseContractError
+from prefactor_http.exceptions import (
+    PrefactorApiError,
+    PrefactorResponseContractError,
+    PrefactorRetryExhaustedError,
+)
 
 __all__ = [
     "RetryAttempt",
     "RetryCallback",
+    "RetryHandler",
     "RetryPolicy",
     "parse_retry_after",
 ]
@@ -102,3 +112,42 @@ class RetryPolicy:
         if isinstance(retry_after, (int, float)):
             return min(float(retry_after), self.max_delay)
         return self.backoff(retry_index)
+
+
+class RetryHandler:
+    """The published ``prefactor-http`` 0.4 retry helper, kept for compatibility.
+
+    ``await RetryHandler(config).execute(operation, is_retryable, *args, **kwargs)`` awaits
+    ``operation(*args, **kwargs)`` up to ``config.max_retries + 1`` times with this module's
+    backoff, retrying only errors ``is_retryable`` accepts. When every attempt failed it raises
+    `PrefactorRetryExhaustedError` (or the error itself when ``max_retries`` is 0).
+    """
+
+    def __init__(self, config: HttpClientConfig) -> None:
+        self.config = config
+        self._policy = RetryPolicy(config)
+
+    def _calculate_delay(self, attempt: int) -> float:
+        return self._policy.backoff(attempt)
+
+    async def execute(
+        self,
+        operation: Callable[..., Awaitable[Any]],
+        is_retryable: Callable[[Exception], bool],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``operation`` with retries; see the class docstring."""
+        retries = self.config.max_retries
+        for attempt in range(retries + 1):
+            try:
+                return await operation(*args, **kwargs)
+            except Exception as exc:
+                if not is_retryable(exc) or retries == 0:
+                    raise
+                if attempt == retries:
+                    raise PrefactorRetryExhaustedError(
+                        f"Operation failed after {retries + 1} attempts", exc
+                    ) from exc
+                await asyncio.sleep(self._calculate_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover

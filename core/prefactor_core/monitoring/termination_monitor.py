@@ -4,26 +4,45 @@ There is one monitor per instance, never a single "current instance". The export
 monitor when a response carries ``control.terminate`` or a poll finds the instance
 ``terminated``; adapters read ``is_terminated`` or subscribe to be told. All methods are
 thread-safe.
+
+Compatibility with the published ``prefactor-core`` 0.5 monitor (one monitor re-used across
+runs through `sync` and `reset`): `reset` sets a fence that ignores late termination signals
+of the finished run until `sync` names an instance again; a poll stops at ``sync(None)``,
+`reset`, `destroy` and once termination is detected; callbacks that take no argument (the
+published form) are called without the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["TerminationCallback", "TerminationMonitor"]
 
 logger = logging.getLogger("prefactor_core.monitoring")
 
-TerminationCallback = Callable[[str | None], object]
+TerminationCallback = Callable[[str | None], object] | Callable[[], object]
+"""Called with the termination reason, or with nothing (the published form)."""
 FetchInstance = Callable[[str], Awaitable[Any]]
 
 
 def _set_event(event: asyncio.Event) -> None:
     event.set()
+
+
+def _takes_reason(callback: TerminationCallback) -> bool:
+    """Whether ``callback`` accepts the reason (ours) or no argument (the published form)."""
+    try:
+        inspect.signature(callback).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read: pass the reason
+        return True
+    return True
 
 
 class TerminationMonitor:
@@ -50,10 +69,12 @@ class TerminationMonitor:
         self._lock = threading.Lock()
         self._terminated = threading.Event()
         self._reason: str | None = None
-        self._callbacks: list[TerminationCallback] = []
-        self._events: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._callbacks: list[tuple[TerminationCallback, bool]] = []
+        self._events: list[tuple[asyncio.AbstractEventLoop | None, asyncio.Event]] = []
         self._poll_task: asyncio.Task[None] | None = None
         self._destroyed = False
+        self._fenced = False
+        self._generation = 0
 
     @property
     def instance_id(self) -> str | None:
@@ -73,9 +94,10 @@ class TerminationMonitor:
         return self._reason
 
     def detect_termination(self, reason: str | None = None) -> bool:
-        """Mark the instance terminated and notify subscribers; False if already marked."""
+        """Mark the instance terminated and notify subscribers in the order they subscribed;
+        False (and nothing happens) if already marked, destroyed, or fenced by `reset`."""
         with self._lock:
-            if self._destroyed or self._terminated.is_set():
+            if self._destroyed or self._fenced or self._terminated.is_set():
                 return False
             self._reason = reason
             self._terminated.set()
@@ -83,37 +105,47 @@ class TerminationMonitor:
             events, self._events = self._events, []
         self._stop_polling()
         for loop, event in events:
+            if loop is None:
+                event.set()
+                continue
             try:
                 loop.call_soon_threadsafe(_set_event, event)
             except RuntimeError:
                 pass  # that loop has closed
-        for callback in callbacks:
-            self._call(callback, reason)
+        for callback, takes_reason in callbacks:
+            self._call(callback, takes_reason, reason)
         return True
 
-    def _call(self, callback: TerminationCallback, reason: str | None) -> None:
+    def _call(self, callback: TerminationCallback, takes_reason: bool, reason: str | None) -> None:
         try:
-            callback(reason)
+            if takes_reason:
+                cast(Callable[[str | None], object], callback)(reason)
+            else:
+                cast(Callable[[], object], callback)()
         except Exception:
             logger.warning("termination callback raised", exc_info=True)
 
     def subscribe(self, callback: TerminationCallback) -> Callable[[], None]:
-        """Call ``callback(reason)`` on termination (at once if already terminated).
+        """Call ``callback(reason)`` (or ``callback()``) on termination, at once if already
+        terminated.
 
         Returns a function that unsubscribes. Callbacks may run on the export thread, so they
         should be quick and must not block.
         """
+        takes_reason = _takes_reason(callback)
         with self._lock:
             already = self._terminated.is_set()
             if not already and not self._destroyed:
-                self._callbacks.append(callback)
+                self._callbacks.append((callback, takes_reason))
         if already:
-            self._call(callback, self._reason)
+            self._call(callback, takes_reason, self._reason)
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
+                for index, (subscribed, _) in enumerate(self._callbacks):
+                    if subscribed is callback:
+                        del self._callbacks[index]
+                        break
 
         return unsubscribe
 
@@ -122,8 +154,12 @@ class TerminationMonitor:
         return self._terminated.wait(timeout)
 
     def get_termination_event(self) -> asyncio.Event:
-        """An `asyncio.Event` of the running loop, set when the instance is terminated."""
-        loop = asyncio.get_running_loop()
+        """An `asyncio.Event` of the running loop (or of none), set when the instance is
+        terminated."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         event = asyncio.Event()
         with self._lock:
             if self._terminated.is_set():
@@ -135,26 +171,32 @@ class TerminationMonitor:
     # -- optional self-polling --------------------------------------------------------------
 
     def sync(self, instance_id: str | None) -> None:
-        """Watch ``instance_id``; a different id than before resets the state.
-
-        With a ``fetch_instance`` and a running event loop, polling starts for the new id.
-        """
-        if instance_id == self._instance_id and (self._poll_task or not self._fetch):
+        """Watch ``instance_id``: any id lifts the fence of `reset`; the same id again changes
+        nothing; another id stops the poll of the old one and, with a ``fetch_instance``, a
+        running event loop and no termination yet, polls the new one. ``sync(None)`` only
+        stops the poll."""
+        if instance_id is not None:
+            with self._lock:
+                self._fenced = False
+        if instance_id == self._instance_id and (
+            instance_id is None or self._poll_task is not None or not self._fetch
+        ):
             return
-        if instance_id != self._instance_id:
-            self.reset()
-            self._instance_id = instance_id
-        if instance_id is None or self._fetch is None or self._destroyed:
+        self._stop_polling()
+        self._instance_id = instance_id
+        if instance_id is None or self._fetch is None or self._destroyed or self.is_terminated:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._poll_task = loop.create_task(self._poll(), name="prefactor-termination-poll")
+        self._poll_task = loop.create_task(
+            self._poll(instance_id, self._generation), name="prefactor-termination-poll"
+        )
 
     async def poll_once(self) -> bool:
         """Fetch the instance once; whether it is terminated. Errors count as "not yet"."""
-        instance_id, fetch = self._instance_id, self._fetch
+        instance_id, fetch, generation = self._instance_id, self._fetch, self._generation
         if instance_id is None or fetch is None:
             return self.is_terminated
         try:
@@ -162,30 +204,54 @@ class TerminationMonitor:
         except Exception as exc:
             logger.debug("termination poll of %s failed: %s", instance_id, exc)
             return self.is_terminated
-        if instance_id == self._instance_id and getattr(instance, "status", None) == "terminated":
+        current = instance_id == self._instance_id and generation == self._generation
+        if current and getattr(instance, "status", None) == "terminated":
             self.detect_termination(getattr(instance, "termination_reason", None))
         return self.is_terminated
 
-    async def _poll(self) -> None:
-        while not self.is_terminated and not self._destroyed:
+    async def _poll(self, instance_id: str, generation: int) -> None:
+        def current() -> bool:
+            return (
+                instance_id == self._instance_id
+                and generation == self._generation
+                and not self.is_terminated
+                and not self._destroyed
+            )
+
+        while current():
             await asyncio.sleep(self.poll_interval)
-            await self.poll_once()
+            if current():
+                await self.poll_once()
 
     def _stop_polling(self) -> None:
         task, self._poll_task = self._poll_task, None
-        if task is not None and not task.done():
-            try:
-                task.get_loop().call_soon_threadsafe(task.cancel)
-            except RuntimeError:
-                pass
+        if task is None or task.done():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if task.get_loop() is running:
+            if task is not asyncio.current_task():  # a poll that detected ends by itself
+                task.cancel()
+            return
+        try:
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        except RuntimeError:
+            pass  # that loop has closed, and the task with it
 
     def reset(self) -> None:
-        """Forget the termination state (subscribers are kept) and stop polling."""
+        """Prepare for the next run: stop polling, forget the termination state and the
+        instance id (subscribers are kept), and fence off termination signals until `sync`
+        names an instance again."""
         self._stop_polling()
         with self._lock:
             self._terminated = threading.Event()
             self._reason = None
             self._events = []
+            self._instance_id = None
+            self._generation += 1
+            self._fenced = True
 
     def destroy(self) -> None:
         """Stop polling and drop subscribers; no further notifications."""

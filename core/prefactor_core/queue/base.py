@@ -1,8 +1,13 @@
-"""The abstract queue interface."""
+"""The abstract queue interface.
+
+``close`` may be a plain or an ``async`` method: the published SDK's queues declare it
+``async``, and `TaskExecutor` awaits what it returns when that is awaitable.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from typing import Generic, TypeVar
 
 __all__ = ["Queue", "QueueClosedError"]
@@ -30,7 +35,7 @@ class Queue(ABC, Generic[T]):
         """Items waiting to be taken."""
 
     @abstractmethod
-    def close(self, num_waiters: int = 1) -> None:
+    def close(self, num_waiters: int = 1) -> Awaitable[None] | None:
         """Refuse further items and wake waiting ``get()`` calls."""
 
     @property

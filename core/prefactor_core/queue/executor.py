@@ -1,8 +1,14 @@
-"""`TaskExecutor`: a pool of asyncio workers draining a `Queue` through a handler, with retries."""
+"""`TaskExecutor`: a pool of asyncio workers draining a `Queue` through a handler, with retries.
+
+Compatibility with the published ``prefactor-core`` 0.5: the positional ``num_workers`` and
+``max_retries`` keep their order and are also readable as ``_num_workers`` / ``_max_retries``
+(with ``_queue`` and ``_handler``), and a queue whose ``close`` is ``async`` is awaited.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -54,6 +60,23 @@ class TaskExecutor(Generic[T]):
         self.retried = 0
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
+
+    # The published SDK's attribute names, read by code written against it.
+    @property
+    def _num_workers(self) -> int:
+        return self.num_workers
+
+    @property
+    def _max_retries(self) -> int:
+        return self.max_retries
+
+    @property
+    def _queue(self) -> Queue[T]:
+        return self.queue
+
+    @property
+    def _handler(self) -> Callable[[T], Awaitable[None]]:
+        return self.handler
 
     @property
     def running(self) -> bool:
@@ -124,7 +147,9 @@ class TaskExecutor(Generic[T]):
                     drained = False
                     break
                 await asyncio.sleep(0.01)
-        self.queue.close(self.num_workers)
+        closing = self.queue.close(self.num_workers)
+        if inspect.isawaitable(closing):
+            await closing
         workers, self._workers = self._workers, []
         if workers:
             remaining = max(0.0, deadline - loop.time())

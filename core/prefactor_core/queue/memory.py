@@ -1,4 +1,9 @@
-"""`InMemoryQueue`: the bounded, thread-safe buffer operations wait in before export."""
+"""`InMemoryQueue`: the bounded, thread-safe buffer operations wait in before export.
+
+Compatibility with the published ``prefactor-core`` 0.5, whose queue is closed with
+``await queue.close()``: ``close()`` acts at once and returns an awaitable, so it may be
+awaited or not. Its refusals carry the published messages.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import TypeVar
 
@@ -17,6 +22,19 @@ __all__ = ["InMemoryQueue"]
 T = TypeVar("T")
 
 DEFAULT_MAXSIZE = 10_000
+
+
+class _Closed:
+    """What ``close()`` returns: awaiting it does nothing (the queue is already closed)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # makes this a generator that finishes at once
+
+
+_CLOSED = _Closed()
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -80,7 +98,7 @@ class InMemoryQueue(Queue[T]):
     async def put(self, item: T) -> None:
         """Add ``item``; `QueueClosedError` after close. When full it is dropped and counted."""
         if self._closed:
-            raise QueueClosedError("queue is closed")
+            raise QueueClosedError("Cannot put to closed queue")
         self.put_nowait(item)
 
     def set_listener(self, listener: Callable[[], None] | None) -> None:
@@ -104,7 +122,7 @@ class InMemoryQueue(Queue[T]):
                 if self._items:
                     return self._items.popleft()
                 if self._closed:
-                    raise QueueClosedError("queue is closed")
+                    raise QueueClosedError("Queue is closed and empty")
                 loop = asyncio.get_running_loop()
                 future: asyncio.Future[None] = loop.create_future()
                 self._getters.append((loop, future))
@@ -203,8 +221,9 @@ class InMemoryQueue(Queue[T]):
         """Whether a normal put would be refused now."""
         return self._unfinished >= self.maxsize
 
-    def close(self, num_waiters: int = 1) -> None:
-        """Refuse further items and wake every waiting ``get()``.
+    def close(self, num_waiters: int = 1) -> _Closed:
+        """Refuse further items and wake every waiting ``get()``; items already queued can
+        still be taken. Takes effect at once; ``await queue.close()`` also works.
 
         ``num_waiters`` is accepted for compatibility; all waiters are woken, whatever its value.
         """
@@ -216,6 +235,7 @@ class InMemoryQueue(Queue[T]):
                 loop.call_soon_threadsafe(_wake, future)
             except RuntimeError:
                 pass
+        return _CLOSED
 
     def reopen(self) -> None:
         """Accept items again after ``close()``."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from prefactor_http.exceptions import PrefactorResponseContractError
-from prefactor_http.models.bulk import BulkItem, BulkResponse
+from prefactor_http.models.bulk import BulkItem, BulkRequest, BulkResponse
 
 if TYPE_CHECKING:
     from prefactor_http.client import PrefactorHttpClient
@@ -22,12 +22,18 @@ class BulkClient:
     def __init__(self, client: PrefactorHttpClient) -> None:
         self._client = client
 
-    async def execute(self, items: Sequence[BulkItem | Mapping[str, Any]]) -> BulkResponse:
+    async def execute(
+        self, items: BulkRequest | Sequence[BulkItem | Mapping[str, Any]]
+    ) -> BulkResponse:
         """Run ``items`` with ``POST /api/v1/bulk``; outputs are keyed by idempotency key.
+
+        ``items`` may also be a `BulkRequest` (as with the published ``prefactor-http``).
 
         Raises `ValueError` (before any request) for an empty list, duplicate keys or an item
         that is not valid (``_type`` and an 8-64 character key are required).
         """
+        if isinstance(items, BulkRequest):
+            items = items.items
         if not items:
             raise ValueError("bulk.execute needs at least one item")
         parsed: list[BulkItem] = []

@@ -1,4 +1,8 @@
-"""Shared pieces of the response models: lenient fields and the list envelope."""
+"""Shared pieces of the response models: lenient fields and the envelopes.
+
+Compatibility with the published ``prefactor-http`` 0.4: `ApiResponse`, `ApiError`,
+`DetailedApiError` and `PaginationOutput` (another name of `Pagination`) keep their names.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,16 @@ from pydantic import (
     WrapValidator,
 )
 
-__all__ = ["ListResponse", "Pagination", "ResponseModel", "Sorting"]
+__all__ = [
+    "ApiError",
+    "ApiResponse",
+    "DetailedApiError",
+    "ListResponse",
+    "Pagination",
+    "PaginationOutput",
+    "ResponseModel",
+    "Sorting",
+]
 
 T = TypeVar("T")
 
@@ -65,3 +78,27 @@ class ListResponse(ResponseModel, Generic[ItemT]):
     summaries: list[ItemT]
     pagination: Lenient[Pagination] = None
     sorting: Lenient[Sorting] = None
+
+
+class ApiResponse(ResponseModel, Generic[T]):
+    """A single-resource envelope: ``status`` and ``details``."""
+
+    status: str = "success"
+    details: T
+
+
+class ApiError(ResponseModel):
+    """An error envelope: ``code`` and ``message``."""
+
+    status: str = "error"
+    code: str
+    message: str
+
+
+class DetailedApiError(ApiError):
+    """An error envelope with per-field ``errors``."""
+
+    errors: dict[str, Any] = {}
+
+
+PaginationOutput = Pagination

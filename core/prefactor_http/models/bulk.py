@@ -1,14 +1,18 @@
-"""Bulk request items and response."""
+"""Bulk request items and response.
+
+Compatibility with the published ``prefactor-http`` 0.4: `BulkRequest` wraps the items, and
+``client.bulk.execute`` accepts one as well as a plain list of items.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prefactor_http.models.base import ResponseModel
 
-__all__ = ["BulkItem", "BulkOutput", "BulkResponse"]
+__all__ = ["BulkItem", "BulkOutput", "BulkRequest", "BulkResponse"]
 
 
 class BulkItem(BaseModel):
@@ -25,6 +29,20 @@ class BulkItem(BaseModel):
     def to_body(self) -> dict[str, Any]:
         """The JSON object sent for this item."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class BulkRequest(BaseModel):
+    """The body of ``POST /api/v1/bulk``: one or more items with distinct idempotency keys."""
+
+    items: list[BulkItem] = Field(min_length=1)
+
+    @field_validator("items")
+    @classmethod
+    def _distinct_keys(cls, items: list[BulkItem]) -> list[BulkItem]:
+        keys = [item.idempotency_key for item in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("All idempotency keys must be unique within the request")
+        return items
 
 
 class BulkOutput(ResponseModel):
