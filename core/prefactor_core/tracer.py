@@ -145,6 +145,8 @@ class Tracer:
     ) -> None:
         self._config = config
         self._export = ClientExport(config, sdk_header, buffer)
+        # Queue an operation (non-blocking; whether the buffer took it). Called under the lock.
+        self._put: Callable[[Operation], bool] = self._export.put
         self._lock = threading.Lock()
         self._spans: dict[str, _OpenSpan] = {}
         self._instances: dict[str, _OpenInstance] = {}
@@ -172,9 +174,6 @@ class Tracer:
     def connect(self) -> None:
         """Attach to the process's exporter now (otherwise done on first use)."""
         self._export.connect()
-
-    def _put(self, operation: Operation) -> bool:
-        return self._export.put(operation)
 
     def submit(self, operation: Operation) -> bool:
         """Queue a prepared operation as is; whether the buffer accepted it."""
@@ -609,7 +608,24 @@ class Tracer:
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         with self._lock:
-            if not self._finish_locked(span_id, status, result_payload, finished, idempotency_key):
+            record = self._spans.get(span_id)
+            if record is not None and record.deferred is None and not record.dropped:
+                # The usual case, in short: an open span whose create was queued.
+                del self._spans[span_id]
+                instance = record.instance
+                if instance is not None:
+                    instance.spans.pop(span_id, None)
+                data = {
+                    "span_id": span_id,
+                    "instance_id": record.instance_id,
+                    "status": status,
+                    "result_payload": result_payload,
+                }
+                operation = (_FINISH_SPAN, data, finished, idempotency_key, record.metadata)
+                self._put(_operation(Operation, operation))
+            elif not self._finish_locked(
+                span_id, status, result_payload, finished, idempotency_key
+            ):
                 if not (isinstance(span_id, str) and issued_here(span_id)):
                     raise SpanNotFoundError(str(span_id))
                 logger.debug("span %s was already finished", span_id)
