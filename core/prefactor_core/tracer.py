@@ -41,6 +41,7 @@ from prefactor_core.validation import (
     check_policy,
     check_status,
 )
+from prefactor_http.client import shared_tls_context
 
 __all__ = ["FINISH_STATUSES", "Tracer", "current_instance_id"]
 
@@ -154,6 +155,7 @@ class Tracer:
         self._forked_from: frozenset[str] = frozenset()
         with _registry_lock:
             _live_tracers.add(self)
+        _warm_up()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -212,7 +214,8 @@ class Tracer:
             instance_id,
             external_identifier,
             None,
-            _ns(started_at),
+            start=True,
+            started_at=started_at,
         )
 
     def register_instance(
@@ -237,7 +240,6 @@ class Tracer:
             instance_id,
             external_identifier,
             idempotency_key,
-            None,
         )
 
     def _register(
@@ -250,10 +252,18 @@ class Tracer:
         instance_id: str | None,
         external_identifier: str | None,
         idempotency_key: str | None,
-        started: int | None,
+        *,
+        start: bool = False,
+        started_at: datetime | None = None,
     ) -> str:
-        """Queue the register of a new instance, and its start at ``started`` (ns) if given."""
+        """Queue the register of a new instance, and with ``start`` its start (now, or at
+        ``started_at``)."""
+        if self._export.pipe is None:
+            # First use: attach to the exporter before the run's first time is taken, so the
+            # run starts when it starts, not with this set-up.
+            self._export.connect()
         registered = _time_ns()
+        started = _ns(started_at) if start else None
         if not isinstance(agent_version, Mapping):
             raise TypeError("agent_version must be a mapping (name, external_identifier, ...)")
         if agent_schema_version is not None and not isinstance(agent_schema_version, Mapping):
@@ -298,8 +308,8 @@ class Tracer:
                 if dropped:
                     self._export.note_dropped()
                 else:
-                    start: tuple[Any, ...] = (_START, {"instance_id": new_id}, started, None, {})
-                    self._put(_operation(Operation, start))
+                    fields: tuple[Any, ...] = (_START, {"instance_id": new_id}, started, None, {})
+                    self._put(_operation(Operation, fields))
         return new_id
 
     def _refused(self, instance_id: str) -> bool:
@@ -799,6 +809,16 @@ def _owner_of(span_id: str, exclude: Tracer) -> Tracer | None:
         if tracer is not exclude and span_id in tracer._spans:
             return tracer
     return None
+
+
+def _warm_up() -> None:
+    """Do now what the first traced run would otherwise do on the agent's thread: build the
+    process's TLS context (tens of milliseconds, once per process; on this thread, as the
+    exporter wants it, see `shared_tls_context`)."""
+    try:
+        shared_tls_context()
+    except Exception:  # e.g. a bad SSL_CERT_FILE: the I/O threads meet and report it
+        pass
 
 
 def _check_key(idempotency_key: str | None) -> None:
