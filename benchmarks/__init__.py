@@ -18,5 +18,6 @@ BENCHMARKS: tuple[str, ...] = (
     "throughput",
     "memory",
     "delivery",
+    "agent_path",
 )
 """Benchmark names, in the order they run (each is a module of this package)."""

@@ -25,6 +25,7 @@ _MODULES = {
     "throughput": "benchmarks.throughput",
     "memory": "benchmarks.memory",
     "delivery": "benchmarks.delivery",
+    "agent_path": "benchmarks.agent_path",
 }
 
 

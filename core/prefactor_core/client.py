@@ -24,6 +24,7 @@ from prefactor_core.payloads import PayloadPolicy
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.span_context import SpanScope
 from prefactor_core.tracer import Tracer
+from prefactor_core.utils import datetime_from_ns
 from prefactor_http.client import PrefactorHttpClient
 
 __all__ = ["CORE_SDK_ENTRY", "PrefactorCoreClient"]
@@ -136,10 +137,11 @@ class PrefactorCoreClient:
     async def _enqueue(self, operation: Operation) -> None:
         if operation.type is OperationType.FINISH_AGENT_INSTANCE:
             # Through the tracer, so the instance's open spans are finished first.
+            stamp = operation.timestamp
             self._tracer.finish_instance(
                 str(operation.payload["instance_id"]),
                 status=str(operation.payload.get("status") or "complete"),
-                finished_at=operation.timestamp,
+                finished_at=datetime_from_ns(stamp) if isinstance(stamp, int) else stamp,
                 idempotency_key=operation.idempotency_key,
             )
         else:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, auto
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["LIFECYCLE_OPERATIONS", "Operation", "OperationType"]
 
@@ -20,6 +19,10 @@ class OperationType(Enum):
     CREATE_SPAN = auto()
     FINISH_SPAN = auto()
 
+    # Members are singletons compared by identity: hash them so too (Enum's own hash is a
+    # Python-level call, and an operation type is looked up for every operation).
+    __hash__ = object.__hash__
+
 
 LIFECYCLE_OPERATIONS = frozenset(
     {
@@ -32,13 +35,22 @@ LIFECYCLE_OPERATIONS = frozenset(
 """Instance-level operations; the default drop policy keeps room for them when spans are shed."""
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One queued call.
+class _Fields(NamedTuple):
+    type: OperationType
+    payload: dict[str, Any]
+    timestamp: datetime | int
+    idempotency_key: str | None
+    metadata: dict[str, Any]
+
+
+class Operation(_Fields):
+    """One queued call: an immutable record (a tuple underneath, so it is cheap to make).
 
     ``payload`` holds the call's arguments (ids, names, raw payload objects: the exporter
     serialises them). ``timestamp`` is when the event happened (span start or finish, instance
-    start or finish). ``idempotency_key`` is sent with every attempt of the call; when None the
+    start or finish): an aware datetime, or an integer of nanoseconds since the Unix epoch (as
+    `time.time_ns` gives; the tracer keeps its times so, and the export thread turns them into
+    datetimes). ``idempotency_key`` is sent with every attempt of the call; when None the
     exporter makes one when it first sees the operation. ``metadata`` carries options for the
     exporter, such as the span's ``policy`` (`prefactor_core.payloads.PayloadPolicy`).
 
@@ -54,11 +66,18 @@ class Operation:
     - FINISH_SPAN: ``span_id, instance_id, status, result_payload``.
     """
 
-    type: OperationType
-    payload: dict[str, Any]
-    timestamp: datetime
-    idempotency_key: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        type: OperationType,
+        payload: dict[str, Any],
+        timestamp: datetime | int,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Operation:
+        fields = (type, payload, timestamp, idempotency_key, {} if metadata is None else metadata)
+        return tuple.__new__(cls, fields)
 
     @property
     def instance_id(self) -> str | None:

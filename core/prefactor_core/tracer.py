@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefactor_core.config import PrefactorCoreConfig
@@ -26,14 +26,14 @@ from prefactor_core.exceptions import PrefactorTerminatedError, SpanNotFoundErro
 from prefactor_core.export.pipe import ClientExport
 from prefactor_core.export.stats import ExportStats
 from prefactor_core.export.thread import before_shutdown
-from prefactor_core.ids import issued_here, new_pfid, pfid_partition
+from prefactor_core.ids import is_pfid, issued_here, new_pfid, random_partition_text, related_pfid
 from prefactor_core.monitoring.registry import termination_registry
 from prefactor_core.monitoring.termination_monitor import TerminationCallback, TerminationMonitor
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.payloads import PayloadPolicy
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.schema_registry import SchemaRegistry
-from prefactor_core.utils import ensure_utc, utc_now, validate_idempotency_key
+from prefactor_core.utils import datetime_from_ns, ensure_utc, validate_idempotency_key
 from prefactor_core.validation import (
     FINISH_STATUSES,
     PURPOSES,
@@ -41,40 +41,93 @@ from prefactor_core.validation import (
     check_policy,
     check_status,
 )
+from prefactor_http.client import shared_tls_context
 
 __all__ = ["FINISH_STATUSES", "Tracer", "current_instance_id"]
 
 logger = logging.getLogger("prefactor_core")
 
+# Times are kept as integer nanoseconds since the epoch (`time.time_ns`) until the export
+# thread turns them into datetimes for the wire (`prefactor_core.export.ordering.wire_time`).
+_time_ns = time.time_ns
+_EPOCH = datetime_from_ns(0)
+_MICROSECOND = timedelta(microseconds=1)
+# An `Operation` is a tuple: made by the tuple constructor it costs next to nothing.
+_operation = tuple.__new__
 
-@dataclass(eq=False)
+_REGISTER = OperationType.REGISTER_AGENT_INSTANCE
+_START = OperationType.START_AGENT_INSTANCE
+_FINISH_INSTANCE = OperationType.FINISH_AGENT_INSTANCE
+_CREATE = OperationType.CREATE_SPAN
+_FINISH_SPAN = OperationType.FINISH_SPAN
+
+
+def _ns(value: datetime | None) -> int:
+    """``value`` (naive: UTC) as nanoseconds since the epoch; now when None."""
+    if value is None:
+        return _time_ns()
+    utc = ensure_utc(value)
+    assert utc is not None
+    return (utc - _EPOCH) // _MICROSECOND * 1000
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= 64
+
+
 class _Deferred:
     """A span whose create is held back until its payload is final."""
 
-    payload: dict[str, Any]
-    started_at: datetime
-    schema_name: str
+    __slots__ = ("payload", "started_at")
+
+    def __init__(self, payload: dict[str, Any], started_at: int) -> None:
+        self.payload = payload
+        self.started_at = started_at
 
 
-@dataclass(eq=False)
-class _OpenSpan:
-    instance_id: str
-    parent_id: str | None
-    schema_name: str
-    policy: PayloadPolicy | None
-    dropped: bool = False
-    deferred: _Deferred | None = None
-
-    def metadata(self) -> dict[str, Any]:
-        """The operation metadata of this span's create and finish."""
-        return {"policy": self.policy} if self.policy is not None else {}
-
-
-@dataclass(eq=False)
 class _OpenInstance:
-    partition: int | None
-    spans: dict[str, None]
-    dropped: bool = False  # refused whole: the buffer was near its bounds
+    __slots__ = ("dropped", "partition", "spans")
+
+    def __init__(self, partition: str) -> None:
+        self.partition = partition  # the 6 characters of its spans' partition
+        self.spans: dict[str, None] = {}
+        self.dropped = False  # refused whole: the buffer was near its bounds
+
+
+class _OpenSpan:
+    __slots__ = (
+        "deferred",
+        "dropped",
+        "instance",
+        "instance_id",
+        "metadata",
+        "parent_id",
+        "policy",
+        "schema_name",
+    )
+
+    def __init__(
+        self,
+        instance_id: str,
+        instance: _OpenInstance | None,
+        parent_id: str | None,
+        schema_name: str,
+        policy: PayloadPolicy | None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.instance = instance
+        self.parent_id = parent_id
+        self.schema_name = schema_name
+        self.policy = policy
+        # The operation metadata of the span's create and finish (the exporter only reads it).
+        self.metadata: dict[str, Any] = {"policy": policy} if policy is not None else {}
+        self.dropped = False
+        self.deferred: _Deferred | None = None
+
+
+def _partition_of(instance_id: str) -> str:
+    """The partition characters of an instance's spans: its own when it is a PFID."""
+    return instance_id[10:16] if is_pfid(instance_id) else random_partition_text()
 
 
 class Tracer:
@@ -93,6 +146,8 @@ class Tracer:
     ) -> None:
         self._config = config
         self._export = ClientExport(config, sdk_header, buffer)
+        # Queue an operation (non-blocking; whether the buffer took it). Called under the lock.
+        self._put: Callable[[Operation], bool] = self._export.put
         self._lock = threading.Lock()
         self._spans: dict[str, _OpenSpan] = {}
         self._instances: dict[str, _OpenInstance] = {}
@@ -100,6 +155,7 @@ class Tracer:
         self._forked_from: frozenset[str] = frozenset()
         with _registry_lock:
             _live_tracers.add(self)
+        _warm_up()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -120,9 +176,6 @@ class Tracer:
     def connect(self) -> None:
         """Attach to the process's exporter now (otherwise done on first use)."""
         self._export.connect()
-
-    def _put(self, operation: Operation) -> bool:
-        return self._export.put(operation)
 
     def submit(self, operation: Operation) -> bool:
         """Queue a prepared operation as is; whether the buffer accepted it."""
@@ -152,18 +205,18 @@ class Tracer:
         defaults to the configured `SchemaRegistry`'s (content-hashed) version; ``agent_id`` and
         ``environment_id`` default to the configuration's.
         """
-        started = ensure_utc(started_at) or utc_now()
-        new_id = self.register_instance(
-            agent_version=agent_version,
-            agent_schema_version=agent_schema_version,
-            agent_id=agent_id,
-            environment_id=environment_id,
-            purpose=purpose,
-            instance_id=instance_id,
-            external_identifier=external_identifier,
+        return self._register(
+            agent_version,
+            agent_schema_version,
+            agent_id,
+            environment_id,
+            purpose,
+            instance_id,
+            external_identifier,
+            None,
+            start=True,
+            started_at=started_at,
         )
-        self.mark_started(new_id, started_at=started)
-        return new_id
 
     def register_instance(
         self,
@@ -178,21 +231,63 @@ class Tracer:
         idempotency_key: str | None = None,
     ) -> str:
         """Queue only the register of a new instance (start it with `mark_started`)."""
+        return self._register(
+            agent_version,
+            agent_schema_version,
+            agent_id,
+            environment_id,
+            purpose,
+            instance_id,
+            external_identifier,
+            idempotency_key,
+        )
+
+    def _register(
+        self,
+        agent_version: Mapping[str, Any],
+        agent_schema_version: Mapping[str, Any] | None,
+        agent_id: str | None,
+        environment_id: str | None,
+        purpose: str | None,
+        instance_id: str | None,
+        external_identifier: str | None,
+        idempotency_key: str | None,
+        *,
+        start: bool = False,
+        started_at: datetime | None = None,
+    ) -> str:
+        """Queue the register of a new instance, and with ``start`` its start (now, or at
+        ``started_at``)."""
+        if self._export.pipe is None:
+            # First use: attach to the exporter before the run's first time is taken, so the
+            # run starts when it starts, not with this set-up.
+            self._export.connect()
+        registered = _time_ns()
+        started = _ns(started_at) if start else None
         if not isinstance(agent_version, Mapping):
             raise TypeError("agent_version must be a mapping (name, external_identifier, ...)")
         if agent_schema_version is not None and not isinstance(agent_schema_version, Mapping):
             raise TypeError("agent_schema_version must be a mapping")
         if purpose is not None and purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
-        check_id("instance_id", instance_id, optional=True)
-        check_id("agent_id", agent_id, optional=True)
-        check_id("environment_id", environment_id, optional=True)
+        if instance_id is not None and not _is_id(instance_id):
+            check_id("instance_id", instance_id)
+        if agent_id is not None and not _is_id(agent_id):
+            check_id("agent_id", agent_id)
+        if environment_id is not None and not _is_id(environment_id):
+            check_id("environment_id", environment_id)
         if external_identifier is not None and not isinstance(external_identifier, str):
             raise TypeError("external_identifier must be a string")
-        _check_key(idempotency_key)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
         config = self._config
         schema = dict(agent_schema_version or self.default_schema_version())
-        new_id = instance_id or new_pfid()
+        if instance_id:
+            new_id = instance_id
+            partition = _partition_of(instance_id)
+        else:
+            new_id = new_pfid()
+            partition = new_id[10:16]
         payload = {
             "instance_id": new_id,
             "agent_version": dict(agent_version),
@@ -204,14 +299,17 @@ class Tracer:
             "purpose": purpose,
             "external_identifier": external_identifier,
         }
-        operation = Operation(
-            OperationType.REGISTER_AGENT_INSTANCE, payload, utc_now(), idempotency_key
-        )
-        termination_registry.monitor(new_id)
+        operation = _operation(Operation, (_REGISTER, payload, registered, idempotency_key, {}))
+        instance = _OpenInstance(partition)
         with self._lock:
-            instance = _OpenInstance(pfid_partition(new_id), {})
             self._instances[new_id] = instance
-            instance.dropped = not self._put(operation)
+            instance.dropped = dropped = not self._put(operation)
+            if started is not None:
+                if dropped:
+                    self._export.note_dropped()
+                else:
+                    fields: tuple[Any, ...] = (_START, {"instance_id": new_id}, started, None, {})
+                    self._put(_operation(Operation, fields))
         return new_id
 
     def _refused(self, instance_id: str) -> bool:
@@ -240,13 +338,8 @@ class Tracer:
         """Queue the start of an instance."""
         check_id("instance_id", instance_id)
         _check_key(idempotency_key)
-        started = ensure_utc(started_at) or utc_now()
-        operation = Operation(
-            OperationType.START_AGENT_INSTANCE,
-            {"instance_id": instance_id},
-            started,
-            idempotency_key,
-        )
+        data = {"instance_id": instance_id}
+        operation = Operation(_START, data, _ns(started_at), idempotency_key)
         with self._lock:
             if not self._refused(instance_id):
                 self._put(operation)
@@ -264,10 +357,13 @@ class Tracer:
         Spans of it that are still open are finished first as ``cancelled``, so the instance
         never ends before its spans.
         """
-        check_id("instance_id", instance_id)
-        status = check_status(status)
-        _check_key(idempotency_key)
-        finished = ensure_utc(finished_at) or utc_now()
+        if not _is_id(instance_id):
+            check_id("instance_id", instance_id)
+        if status not in FINISH_STATUSES:
+            check_status(status)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
+        finished = _ns(finished_at)
         if instance_id in self._forked_from:
             logger.debug("instance %s is the parent process's; not finished here", instance_id)
             return
@@ -278,13 +374,9 @@ class Tracer:
                 for span_id in reversed(list(instance.spans)):
                     self._finish_locked(span_id, "cancelled", None, finished)
             if not refused:
+                data = {"instance_id": instance_id, "status": status}
                 self._put(
-                    Operation(
-                        OperationType.FINISH_AGENT_INSTANCE,
-                        {"instance_id": instance_id, "status": status},
-                        finished,
-                        idempotency_key,
-                    )
+                    _operation(Operation, (_FINISH_INSTANCE, data, finished, idempotency_key, {}))
                 )
         termination_registry.release(instance_id)
 
@@ -304,7 +396,7 @@ class Tracer:
         operation = Operation(
             OperationType.RECORD_QUALITY,
             {"instance_id": instance_id, "name": name, "payload": payload},
-            utc_now(),
+            _time_ns(),
             idempotency_key,
         )
         with self._lock:
@@ -360,24 +452,45 @@ class Tracer:
         *,
         defer: bool,
     ) -> str:
-        check_id("instance_id", instance_id)
-        if not isinstance(schema_name, str) or not schema_name.strip():
+        started = _time_ns() if started_at is None else _ns(started_at)
+        if not _is_id(instance_id):
+            check_id("instance_id", instance_id)
+        if type(schema_name) is not str or not schema_name.strip():
             raise ValueError("schema_name must be a non-empty string")
-        check_id("parent_span_id", parent_span_id, optional=True)
-        check_policy(policy)
-        started = ensure_utc(started_at) or utc_now()
-        candidate, foreign = self._pick_parent(instance_id, parent_span_id)
+        if policy is not None:
+            check_policy(policy)
+        spans = self._spans
+        if parent_span_id is None or parent_span_id not in spans:
+            if parent_span_id is not None:
+                check_id("parent_span_id", parent_span_id)
+            candidate, foreign = self._pick_parent(instance_id, parent_span_id)
+        else:
+            candidate, foreign = parent_span_id, False
         with self._lock:
             instance = self._instances.get(instance_id)
-            partition = instance.partition if instance is not None else pfid_partition(instance_id)
-            span_id = new_pfid(partition)
-            parent = candidate if foreign else self._resolve_parent(instance_id, candidate)
-            record = _OpenSpan(instance_id, parent, schema_name, policy)
-            self._spans[span_id] = record
+            if instance is not None:
+                span_id = related_pfid(instance.partition)
+            else:
+                span_id = related_pfid(_partition_of(instance_id))
+            if foreign or candidate is None:
+                parent = candidate
+            else:
+                known = spans.get(candidate)
+                if (
+                    known is not None
+                    and known.instance_id == instance_id
+                    and known.deferred is None
+                    and not known.dropped
+                ):
+                    parent = candidate  # the usual case: an open parent, already sent
+                else:
+                    parent = self._resolve_parent(instance_id, candidate)
+            record = _OpenSpan(instance_id, instance, parent, schema_name, policy)
+            spans[span_id] = record
             if instance is not None:
                 instance.spans[span_id] = None
             if defer:
-                record.deferred = _Deferred(dict(payload or {}), started, schema_name)
+                record.deferred = _Deferred(dict(payload or {}), started)
             else:
                 self._queue_create(span_id, record, payload, started)
         return span_id
@@ -387,9 +500,14 @@ class Tracer:
         span_id: str,
         record: _OpenSpan,
         payload: Any,
-        started: datetime,
-        finish: tuple[str, Any, datetime] | None = None,
+        started: int,
+        finish: tuple[str, Any, int] | None = None,
     ) -> None:
+        instance = record.instance
+        if instance is not None and instance.dropped:
+            record.dropped = True
+            self._export.note_dropped()
+            return
         data: dict[str, Any] = {
             "span_id": span_id,
             "instance_id": record.instance_id,
@@ -399,12 +517,7 @@ class Tracer:
         }
         if finish is not None:
             data["status"], data["result_payload"], data["finished_at"] = finish
-        instance = self._instances.get(record.instance_id)
-        if instance is not None and instance.dropped:
-            record.dropped = True
-            self._export.note_dropped()
-            return
-        operation = Operation(OperationType.CREATE_SPAN, data, started, None, record.metadata())
+        operation = _operation(Operation, (_CREATE, data, started, None, record.metadata))
         if not self._put(operation):
             record.dropped = True
 
@@ -499,11 +612,30 @@ class Tracer:
         `ValueError` for an unknown status and `SpanNotFoundError` for an id this process never
         issued. Finishing a span that is already finished does nothing.
         """
-        status = check_status(status)
-        _check_key(idempotency_key)
-        finished = ensure_utc(finished_at) or utc_now()
+        finished = _time_ns() if finished_at is None else _ns(finished_at)
+        if status not in FINISH_STATUSES:
+            check_status(status)
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
         with self._lock:
-            if not self._finish_locked(span_id, status, result_payload, finished, idempotency_key):
+            record = self._spans.get(span_id)
+            if record is not None and record.deferred is None and not record.dropped:
+                # The usual case, in short: an open span whose create was queued.
+                del self._spans[span_id]
+                instance = record.instance
+                if instance is not None:
+                    instance.spans.pop(span_id, None)
+                data = {
+                    "span_id": span_id,
+                    "instance_id": record.instance_id,
+                    "status": status,
+                    "result_payload": result_payload,
+                }
+                operation = (_FINISH_SPAN, data, finished, idempotency_key, record.metadata)
+                self._put(_operation(Operation, operation))
+            elif not self._finish_locked(
+                span_id, status, result_payload, finished, idempotency_key
+            ):
                 if not (isinstance(span_id, str) and issued_here(span_id)):
                     raise SpanNotFoundError(str(span_id))
                 logger.debug("span %s was already finished", span_id)
@@ -513,13 +645,13 @@ class Tracer:
         span_id: str,
         status: str,
         result_payload: Any,
-        finished: datetime,
+        finished: int,
         idempotency_key: str | None = None,
     ) -> bool:
         record = self._spans.pop(span_id, None)
         if record is None:
             return False
-        instance = self._instances.get(record.instance_id)
+        instance = record.instance
         if instance is not None:
             instance.spans.pop(span_id, None)
         deferred = record.deferred
@@ -538,18 +670,15 @@ class Tracer:
         elif record.dropped:
             self._export.counters.dropped += 1
         else:
+            data = {
+                "span_id": span_id,
+                "instance_id": record.instance_id,
+                "status": status,
+                "result_payload": result_payload,
+            }
             self._put(
-                Operation(
-                    OperationType.FINISH_SPAN,
-                    {
-                        "span_id": span_id,
-                        "instance_id": record.instance_id,
-                        "status": status,
-                        "result_payload": result_payload,
-                    },
-                    finished,
-                    idempotency_key,
-                    record.metadata(),
+                _operation(
+                    Operation, (_FINISH_SPAN, data, finished, idempotency_key, record.metadata)
                 )
             )
         return True
@@ -639,7 +768,7 @@ class Tracer:
             ]
         for instance_id in instance_ids:
             self.finish_instance(instance_id, status="cancelled")
-        now = utc_now()
+        now = _time_ns()
         with self._lock:
             for span_id in reversed(orphans):
                 self._finish_locked(span_id, "cancelled", None, now)
@@ -680,6 +809,16 @@ def _owner_of(span_id: str, exclude: Tracer) -> Tracer | None:
         if tracer is not exclude and span_id in tracer._spans:
             return tracer
     return None
+
+
+def _warm_up() -> None:
+    """Do now what the first traced run would otherwise do on the agent's thread: build the
+    process's TLS context (tens of milliseconds, once per process; on this thread, as the
+    exporter wants it, see `shared_tls_context`)."""
+    try:
+        shared_tls_context()
+    except Exception:  # e.g. a bad SSL_CERT_FILE: the I/O threads meet and report it
+        pass
 
 
 def _check_key(idempotency_key: str | None) -> None:

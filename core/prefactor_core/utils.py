@@ -7,7 +7,7 @@ import platform
 import sys
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from prefactor_core._version import __version__
@@ -15,6 +15,7 @@ from prefactor_core._version import __version__
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "build_runtime_environment",
+    "datetime_from_ns",
     "ensure_utc",
     "generate_idempotency_key",
     "utc_now",
@@ -49,6 +50,15 @@ def validate_idempotency_key(key: str) -> str:
 def utc_now() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(timezone.utc)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def datetime_from_ns(nanoseconds: int) -> datetime:
+    """An aware UTC datetime from nanoseconds since the Unix epoch (`time.time_ns`), to the
+    microsecond."""
+    return _EPOCH + timedelta(microseconds=nanoseconds // 1000)
 
 
 def ensure_utc(value: datetime | None) -> datetime | None:

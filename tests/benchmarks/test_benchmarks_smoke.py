@@ -19,6 +19,7 @@ TITLES = (
     "4 Export throughput",
     "5 Memory under outage",
     "6 Delivery",
+    "7 Agent's thread per callback",
 )
 
 
@@ -83,6 +84,12 @@ def test_quick_run_prints_every_benchmark(tmp_path: Path) -> None:
         assert "stored whole" in row["detail"] and "ONLY" not in row["detail"], row
         assert " 0 dropped, 0 failed" in row["detail"], row
         assert row["target"] and row["verdict"] == "n/a (quick)", row
+    path = {row["case"]: row for row in rows if row["benchmark"] == "7 Agent's thread per callback"}
+    for case in ("on_chain_start", "on_chat_model_start", "on_llm_end", "on_tool_start"):
+        assert path[case]["result"].endswith(" µs"), path
+    assert path["average per callback"]["target"] == "≤ 15 µs", path
+    assert " 0 failed" in path["agent's thread per run, export on"]["detail"], path
+    assert path["first traced run in a process"]["result"].endswith(" ms CPU"), path
     assert "cores" in out and "python" in out
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +17,7 @@ import pytest
 from _core_support import AGENT_VERSION, config_for, spans_by_id
 
 from prefactor_core import PrefactorCoreClient, SpanContextStack, SpanNotFoundError
+from prefactor_core.ids import is_pfid, issued_here, new_pfid, pfid_partition
 from prefactor_core.tracer import Tracer
 from prefactor_local.server import LocalServer
 
@@ -245,3 +250,115 @@ async def test_spans_of_two_clients_nest_and_stay_in_order(local_server: LocalSe
     assert adapter.stats().queued == 2
     await adapter.close()
     await user.close()
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_first_use_set_up_happens_before_the_run_starts(
+    local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Attaching to the exporter is the first use's set-up: slow it down, and the stored run
+    # must still start after it, so its waterfall does not begin with that set-up.
+    from prefactor_core.export.thread import Exporter
+
+    attach = Exporter.attach
+    attached: list[datetime] = []
+
+    def slow_attach(self: Exporter, *args: object, **kwargs: object) -> object:
+        time.sleep(0.3)
+        pipe = attach(self, *args, **kwargs)  # type: ignore[arg-type]
+        attached.append(datetime.now(timezone.utc))
+        return pipe
+
+    monkeypatch.setattr(Exporter, "attach", slow_attach)
+    tracer = PrefactorCoreClient(config_for(local_server)).tracer
+    instance_id, parents = _run_agent(tracer, "first")
+    assert tracer.flush(10)
+    _check(local_server, instance_id, parents)
+    row = local_server.store.get_instance(instance_id)
+    assert row is not None and attached
+    set_up_done = attached[0].replace(microsecond=attached[0].microsecond // 1000 * 1000)
+    run_start = _parse(row["started_at"])
+    assert run_start >= set_up_done
+    spans = spans_by_id(local_server, instance_id)
+    root = next(span for span in spans.values() if span["parent_span_id"] is None)
+    assert _parse(root["started_at"]) >= run_start
+    tracer.close()
+
+
+def test_constructing_a_client_does_the_first_runs_set_up() -> None:
+    # In a fresh process: the TLS context (tens of milliseconds to build) exists once a client
+    # was made, before anything was traced; no export thread was started for it.
+    script = textwrap.dedent(
+        """
+        import threading
+        import prefactor_http.client as http_client
+        from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
+        from prefactor_http.config import HttpClientConfig
+
+        assert http_client._tls_context is None
+        config = PrefactorCoreConfig(
+            http_config=HttpClientConfig(api_url="http://127.0.0.1:9", api_token="t")
+        )
+        PrefactorCoreClient(config)
+        assert http_client._tls_context is not None
+        assert not any(t.name.startswith("prefactor") for t in threading.enumerate())
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_span_ids_keep_their_instance_partition_and_times_reach_the_wire(
+    local_server: LocalServer,
+) -> None:
+    tracer = PrefactorCoreClient(config_for(local_server)).tracer
+    began = datetime.now(timezone.utc)
+    pfid_instance, _ = _run_agent(tracer, "pfid")
+    chosen = tracer.start_instance(agent_version=AGENT_VERSION, instance_id="my-own-instance-id")
+    chosen_spans = [tracer.create_span(chosen, "agent:step") for _ in range(3)]
+    for span_id in chosen_spans:
+        tracer.finish_span(span_id)
+    tracer.finish_instance(chosen)
+    ended = datetime.now(timezone.utc)
+    assert tracer.flush(10)
+    spans = spans_by_id(local_server, pfid_instance)
+    assert all(is_pfid(span_id) and issued_here(span_id) for span_id in spans)
+    assert {pfid_partition(span_id) for span_id in spans} == {pfid_partition(pfid_instance)}
+    # An instance id of the caller's own (no PFID): its spans still share one partition.
+    assert len({pfid_partition(span_id) for span_id in chosen_spans}) == 1
+    assert set(spans_by_id(local_server, chosen)) == set(chosen_spans)
+    for span in spans.values():
+        started, finished = _parse(span["started_at"]), _parse(span["finished_at"])
+        assert started.tzinfo is not None
+        assert began - timedelta(milliseconds=1) <= started <= finished <= ended
+    tracer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_ids_made_in_a_forked_child_are_its_own() -> None:
+    before = new_pfid()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            made = [new_pfid() for _ in range(3)]
+            os.write(write_end, " ".join([str(issued_here(before)), *made]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        parent_known, *child_ids = pipe.read().split()
+    os.waitpid(pid, 0)
+    assert parent_known == "True"  # ids made before the fork are still recognised
+    ours = [new_pfid() for _ in range(3)]
+    assert len(set(child_ids) | set(ours) | {before}) == 7
+    assert all(is_pfid(value) and not issued_here(value) for value in child_ids)

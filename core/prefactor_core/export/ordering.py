@@ -25,9 +25,10 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefactor_core.operations import Operation, OperationType
+from prefactor_core.utils import datetime_from_ns
 from prefactor_core.validation import FINISH_STATUSES
 
 if TYPE_CHECKING:
@@ -47,6 +48,15 @@ _TERMINAL = FINISH_STATUSES
 _RAW = ("payload", "result_payload", "agent_version", "agent_schema_version")
 _MAX_LOST = 10_000
 _MAX_ID_MAP = 10_000
+
+
+def wire_time(value: Any) -> Any:
+    """A time as the wire takes it: an aware datetime. The tracer keeps times as integer
+    nanoseconds since the epoch (cheap on the agent's thread); they become datetimes here, on
+    the export thread. Anything else is passed on as it is."""
+    if type(value) is int:
+        return datetime_from_ns(value)
+    return value
 
 
 class Item:
@@ -91,7 +101,7 @@ class Item:
         result: bytes | None = None,
     ) -> None:
         self.kind = op.type
-        self.timestamp = op.timestamp
+        self.timestamp = wire_time(op.timestamp)
         self.data = {name: value for name, value in op.payload.items() if name not in _RAW}
         self.key = key
         self.run = run
@@ -106,7 +116,9 @@ class Item:
         status = op.payload.get("status") if self.kind is CREATE else None
         # For a span create: the terminal status it is created with, once its end is known.
         self.status: str | None = status if status in _TERMINAL else None
-        self.finished_at = op.payload.get("finished_at") or op.timestamp if self.status else None
+        self.finished_at = (
+            wire_time(op.payload.get("finished_at")) or self.timestamp if self.status else None
+        )
         self.span_id: str | None = None
         self.parent_id: str | None = None
         self.attempts = 0
@@ -206,7 +218,7 @@ class Ordering:
         if create is None or create.state != QUEUED or create.status is not None:
             return None
         create.status = str(op.payload.get("status") or "complete")
-        create.finished_at = op.timestamp
+        create.finished_at = wire_time(op.timestamp)
         create.result = result
         create.ops += 1
         create.size += len(result) if result else 0

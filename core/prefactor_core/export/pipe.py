@@ -757,7 +757,7 @@ class ClientExport:
 
         A register is refused while the buffer is near its bounds (the whole run is then
         dropped by the caller), so that the runs already under way can complete."""
-        pipe = self._attached()
+        pipe = self.pipe or self._attached()
         counters = self.counters
         if pipe is None or pipe.stopped_error is not None or self.closed:
             counters.dropped += 1
