@@ -340,7 +340,9 @@ def test_span_ids_keep_their_instance_partition_and_times_reach_the_wire(
     tracer.close()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="os.fork exists only on POSIX systems (not on Windows)"
+)
 def test_ids_made_in_a_forked_child_are_its_own() -> None:
     before = new_pfid()
     read_end, write_end = os.pipe()

@@ -61,6 +61,7 @@ class Http1Connection:
         self._timeout = timeout
         self._sock: socket.socket | None = None
         self._buffer = b""
+        self._answered = 0  # answers read on the open socket: a closed reused one is stale
 
     @property
     def is_open(self) -> bool:
@@ -80,6 +81,7 @@ class Http1Connection:
             raise
         self._sock = sock
         self._buffer = b""
+        self._answered = 0
 
     def close(self) -> None:
         """Close the socket; the next request opens a new one."""
@@ -96,9 +98,9 @@ class Http1Connection:
         in one write and read the answer. Raises `StaleConnection` when a reused
         connection turns out closed before any answer, ``OSError`` on any other failure;
         the connection is closed then."""
-        reused = self._sock is not None
-        if not reused:
+        if self._sock is None:
             self.connect()
+        reused = self._answered > 0
         sock = self._sock
         assert sock is not None
         try:
@@ -117,6 +119,7 @@ class Http1Connection:
         except BaseException:
             self.close()
             raise
+        self._answered += 1
         if headers.get("connection", "").lower() == "close":
             self.close()
         return Response(status, headers, body_out)
