@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def test_instrument_twice_adds_one_pair_and_uninstrument_removes_it(
     dispatcher = get_dispatcher()
     client = make_client(local_server)
     first = instrument(client)
-    second = instrument(client, agent_name="ignored")
+    second = instrument(client)
     assert first is second
     assert len(_ours(dispatcher.span_handlers)) == 1
     assert len(_ours(dispatcher.event_handlers)) == 1
@@ -63,6 +64,27 @@ def test_instrument_twice_adds_one_pair_and_uninstrument_removes_it(
     assert again is not first
     index.as_query_engine(llm=mock_llm()).query("traced again")
     assert len(stored(local_server, again)) == 2
+
+
+def test_instrument_again_with_capture_content_false_stops_capturing_text(
+    local_server: LocalServer, index: VectorStoreIndex
+) -> None:
+    dispatcher = get_dispatcher()
+    client = make_client(local_server)
+    first = instrument(client)
+    index.as_query_engine(llm=mock_llm()).query("Where is Nairobi?")
+    private = instrument(client, capture_content=False)
+    assert private is not first
+    assert _ours(dispatcher.span_handlers) == [private]
+    assert _ours(dispatcher.event_handlers) == [private.event_handler]
+    index.as_query_engine(llm=mock_llm()).query("Where is Lima?")
+
+    (_, open_spans), (_, private_spans) = stored(local_server, private)
+    assert "capital of" in json.dumps([s["result_payload"] for s in open_spans])
+    dumped = json.dumps([(s["payload"], s["result_payload"]) for s in private_spans])
+    assert "Lima" not in dumped and "capital" not in dumped
+    root = check_tree(private_spans, root_type="llama_index:query")
+    assert root["payload"]["query"] == "[14 chars]"  # "Where is Lima?"
 
 
 def test_instrument_without_client_reads_the_environment(
