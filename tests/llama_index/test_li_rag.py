@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from _li_support import (
     CITIES,
     check_tree,
@@ -394,3 +396,47 @@ def test_mask_is_applied_to_every_payload(
     assert {s["payload"].get("query") for s in spans} == {"***", None}
     (embedding,) = of_type(spans, "llama_index:embedding")
     assert embedding["payload"]["inputs"] == "***"
+
+
+class _InterruptedLLM(CustomLLM):
+    """An LLM whose call is interrupted the way a signal handler or Ctrl-C interrupts it."""
+
+    interruption: str = "SystemExit"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="interrupted")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        if self.interruption == "SystemExit":
+            sys.exit(0)  # what an application's SIGTERM handler typically does
+        raise KeyboardInterrupt
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("interruption", [SystemExit, KeyboardInterrupt])
+def test_query_interrupted_by_exit_or_ctrl_c_is_cancelled(
+    local_server: LocalServer,
+    traced: PrefactorSpanHandler,
+    index: VectorStoreIndex,
+    interruption: type[BaseException],
+) -> None:
+    engine = index.as_query_engine(llm=_InterruptedLLM(interruption=interruption.__name__))
+    with pytest.raises(interruption):
+        engine.query("Will this finish?")
+
+    instance, spans = only_instance(local_server, traced)
+    assert instance["status"] == "cancelled"
+    root = check_tree(spans, root_type="llama_index:query")
+    assert root["status"] == "cancelled"
+    assert root["result_payload"]["reason"] == interruption.__name__
+    (llm,) = of_type(spans, "llama_index:llm")
+    assert llm["status"] == "cancelled"
+    assert "error" not in llm["result_payload"]
+    assert traced.stats()["open_runs"] == 0
