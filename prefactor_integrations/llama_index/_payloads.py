@@ -219,6 +219,10 @@ def span_params(
         if output_cls is not None:
             p["output_cls"] = getattr(output_cls, "__name__", str(output_cls))
         tools = args.get("tools")
+        if tools is None:
+            # chat()/astream_chat() get them in **kwargs from the *_with_tools helpers
+            kwargs = args.get("kwargs")
+            tools = kwargs.get("tools") if isinstance(kwargs, Mapping) else None
         if tools:
             p["tools"] = [_tool_name(t) for t in _seq(tools)]
     elif kind in (k.QUERY, k.RETRIEVE):
@@ -325,6 +329,12 @@ def _len(value: Any) -> int | None:
 
 
 def _tool_name(tool: Any) -> str:
+    """A tool's name: a LlamaIndex tool's, or a provider spec's (OpenAI ``{"function": {"name"}}``,
+    Anthropic ``{"name"}``) once an integration has converted the tools."""
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else tool.get("name")
+        return name if isinstance(name, str) else "tool"
     meta = getattr(tool, "metadata", None)
     name = getattr(meta, "name", None)
     return name if isinstance(name, str) else type(tool).__name__

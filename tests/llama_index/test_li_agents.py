@@ -87,6 +87,7 @@ async def test_function_agent_run_with_a_failing_tool(
     assert len(llms) == 2
     assert all(parent_of(spans, s)["payload"]["step"] == "run_agent_step" for s in llms)
     assert all(s["result_payload"]["stream_chunks"] >= 1 for s in llms)
+    assert all(s["payload"]["tools"] == ["multiply", "explode"] for s in llms), outline(spans)
 
 
 async def test_custom_workflow_ends_when_the_run_ends(
