@@ -130,6 +130,8 @@ class Engine:
         self._writer_holds: dict[int, _Rec] = {}
         self._writers_done: BoundedMap[int, bool] = BoundedMap(1024)
         self._wrapped: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Stream key -> enclosing spans that returned the same stream (they get its text too).
+        self._stream_also: BoundedMap[Hashable, list[_Rec]] = BoundedMap(1024)
         # Folded dispatcher span id -> the traced record it belongs to (no span of its own).
         self._folded: dict[str, _Rec] = {}
         self.enforce_termination = enforce_termination
@@ -436,9 +438,12 @@ class Engine:
             pass
 
     def _wrap_response_stream(self, rec: _Rec, result: Any, gen: Any) -> None:
-        if gen in self._wrapped:
-            return
         key = ("response-stream", id(result))
+        if gen in self._wrapped:
+            # an enclosing span (the query) returning the stream its synthesizer returned
+            also = self._stream_also.get(key) or []
+            self._stream_also.set(key, [*also, rec])
+            return
         if inspect.isasyncgen(gen):
             wrapper: Any = self._traced_astream(gen, rec, key)
         elif isinstance(gen, Iterator):
@@ -531,8 +536,12 @@ class Engine:
     def _stream_done(
         self, rec: _Rec, key: Hashable, status: str, parts: list[str], err: BaseException | None
     ) -> None:
+        also = self._stream_also.pop(key) or []
         if parts:
-            rec.result["response"] = "".join(parts)[: self.options.max_text_chars]
+            text = "".join(parts)[: self.options.max_text_chars]
+            for target in (rec, *also):
+                if not target.finalized:
+                    target.result["response"] = text
         if status == "complete":
             self._release(rec, key)
         elif status == "cancelled":

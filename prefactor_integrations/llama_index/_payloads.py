@@ -212,9 +212,14 @@ def span_params(
         prompt = _first_arg(args, "prompt")
         if prompt is not None and messages is None:
             p["prompt"] = _template_text(prompt)
+        # the variables already bound into the template (a query engine's ``query_str``) too
+        bound_vars = getattr(prompt, "kwargs", None) if messages is None else None
+        template_args = dict(bound_vars) if isinstance(bound_vars, Mapping) else {}
         prompt_args = args.get("prompt_args")
-        if isinstance(prompt_args, Mapping) and prompt_args:
-            p["template_args"] = dict(prompt_args)
+        if isinstance(prompt_args, Mapping):
+            template_args.update(prompt_args)
+        if template_args:
+            p["template_args"] = template_args
         output_cls = args.get("output_cls")
         if output_cls is not None:
             p["output_cls"] = getattr(output_cls, "__name__", str(output_cls))

@@ -74,6 +74,8 @@ def test_query_is_one_instance_with_a_readable_tree(
     assert parent_of(spans, llm)["schema_name"] == "llama_index:synthesize"
     assert llm["payload"]["operation"] == "predict"
     assert "capital of" in llm["payload"]["template_args"]["context_str"]
+    assert llm["payload"]["template_args"]["query_str"] == "What is the capital of France?"
+    assert "{query_str}" in llm["payload"]["prompt"]
     assert llm["result_payload"]["response"] == str(response)
 
 
@@ -114,7 +116,8 @@ def test_streaming_query_stays_open_until_consumed(
 
     instance, spans = only_instance(local_server, traced)
     assert instance["status"] == "complete"
-    check_tree(spans, root_type="llama_index:query")
+    root = check_tree(spans, root_type="llama_index:query")
+    assert root["result_payload"]["response"] == "".join(tokens)
     (llm,) = of_type(spans, "llama_index:llm")
     assert parent_of(spans, llm)["schema_name"] == "llama_index:synthesize"
     assert llm["payload"]["streaming"] is True
@@ -245,7 +248,7 @@ def test_capture_content_false_keeps_structure_not_text(
     (llm,) = of_type(spans, "llama_index:llm")
     assert (llm["payload"]["llm_class"], llm["payload"]["operation"]) == ("MockLLM", "predict")
     assert llm["payload"]["prompt"].endswith(" chars]")
-    assert list(llm["payload"]["template_args"]) == ["context_str"]
+    assert sorted(llm["payload"]["template_args"]) == ["context_str", "query_str"]
     assert llm["result_payload"]["response"].endswith(" chars]")
 
 
@@ -385,7 +388,7 @@ def test_mask_is_applied_to_every_payload(
     def hide_queries(payload: Any) -> Any:
         if not isinstance(payload, dict):
             return payload
-        hidden = {key: "***" for key in ("query", "inputs") if key in payload}
+        hidden = {key: "***" for key in ("query", "inputs", "template_args") if key in payload}
         return {**payload, **hidden}
 
     handler = instrument(make_client(local_server), mask=hide_queries)
