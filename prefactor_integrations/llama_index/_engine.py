@@ -96,6 +96,7 @@ class _Rec:
     ended_streams: set[str] = field(default_factory=set)
     late: Any = None
     unsubscribe: Any = None
+    ingestion: bool = False
 
 
 class Engine:
@@ -254,7 +255,17 @@ class Engine:
                 else:
                     foreign = amb
 
-        if parent is not None:
+        ingestion = False
+        if (
+            parent is not None
+            and parent.ingestion
+            and parent.method in ("run", "arun")
+            and base == k.INGEST
+            and not (instance is not None and id(instance) == parent.obj_id)
+        ):
+            # a transformation of a traced ingestion pipeline: one span per step
+            kind, ingestion = k.SPAN, True
+        elif parent is not None:
             kind = self.classifier.nested_kind(
                 base,
                 same_object=instance is not None and id(instance) == parent.obj_id,
@@ -265,7 +276,8 @@ class Engine:
             kind = self.classifier.nested_kind(
                 base, same_object=False, parent_kind=None, parent_is_run=False
             )
-            if kind == k.INGEST:
+            if kind in (k.INGEST, k.INGEST_RUN):
+                ingestion = self.trace_ingestion
                 kind = k.SPAN if self.trace_ingestion else k.FOLD
             elif kind == k.EMBEDDING and foreign is None and not self.trace_ingestion:
                 kind = k.FOLD
@@ -282,7 +294,10 @@ class Engine:
             parent.folded.append(id_)
             return
 
-        payload = p.span_params(kind, name, method, instance, bound_args, tags, self.options)
+        if ingestion:
+            payload = p.ingestion_params(name, instance, bound_args)
+        else:
+            payload = p.span_params(kind, name, method, instance, bound_args, tags, self.options)
         is_run = method == "run" and kind in (k.WORKFLOW, k.AGENT) and instance is not None
         tracer = self.tracer
         if parent is not None:
@@ -304,6 +319,7 @@ class Engine:
                 is_root=False,
                 owns_instance=False,
                 parent=parent,
+                ingestion=ingestion,
             )
             with self._lock:
                 parent.pending += 1
@@ -339,6 +355,7 @@ class Engine:
                 is_root=True,
                 owns_instance=owns,
                 parent=None,
+                ingestion=ingestion,
             )
             self.tracker.open_root(
                 id_,
@@ -393,7 +410,11 @@ class Engine:
         else:
             status = "complete"
             try:
-                update = p.exit_result(rec.kind, method, result, self.options)
+                update = (
+                    p.ingestion_result(result)
+                    if rec.ingestion
+                    else p.exit_result(rec.kind, method, result, self.options)
+                )
             except Exception as exc:
                 self.errors.record("exit_result", exc)
                 update = {}

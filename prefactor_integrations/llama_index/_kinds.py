@@ -29,6 +29,7 @@ __all__ = [
     "EMBEDDING",
     "FOLD",
     "INGEST",
+    "INGEST_RUN",
     "LLM",
     "QUERY",
     "RERANK",
@@ -56,9 +57,10 @@ SPAN = "llama_index:span"
 
 ALL_TYPES = (QUERY, RETRIEVE, EMBEDDING, LLM, SYNTHESIZE, RERANK, TOOL, AGENT, WORKFLOW, SPAN)
 
-# Internal markers (never sent): no span of its own / an ingestion step.
+# Internal markers (never sent): no span of its own / an ingestion step / an ingestion pipeline run.
 FOLD = "fold"
 INGEST = "ingest"
+INGEST_RUN = "ingest_run"
 STEP = "step"
 
 _LLM_METHODS = frozenset(
@@ -154,6 +156,7 @@ class _Families:
             ("llama_index.core.node_parser.interface", "NodeParser"),
             ("llama_index.core.node_parser.interface", "TextSplitter"),
         )
+        self.pipeline = load(("llama_index.core.ingestion.pipeline", "IngestionPipeline"))
         self.plumbing = load(
             ("llama_index.core.types", "BasePydanticProgram"),
             ("llama_index.core.types", "BaseOutputParser"),
@@ -224,6 +227,8 @@ class Classifier:
             return FOLD
         if f.ingest and isinstance(instance, f.ingest):
             return INGEST
+        if f.pipeline and isinstance(instance, f.pipeline):
+            return INGEST_RUN if method in ("run", "arun") else FOLD
         if f.plumbing and isinstance(instance, f.plumbing):
             return FOLD
         module = getattr(type(instance), "__module__", "") or ""
@@ -245,7 +250,7 @@ class Classifier:
             return WORKFLOW if parent_is_run else SPAN
         if parent_kind is None:
             return kind
-        if kind == INGEST:
+        if kind in (INGEST, INGEST_RUN):
             return FOLD
         if kind == parent_kind and (same_object or kind in (LLM, EMBEDDING)):
             return FOLD

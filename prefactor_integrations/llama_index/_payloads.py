@@ -19,6 +19,8 @@ from . import _kinds as k
 __all__ = [
     "CaptureOptions",
     "exit_result",
+    "ingestion_params",
+    "ingestion_result",
     "model_name",
     "node_list",
     "query_text",
@@ -518,3 +520,26 @@ def _embedding_summary(result: Any, opts: CaptureOptions) -> dict[str, Any]:
     if opts.capture_embeddings:
         out["embeddings"] = [list(v) for v in vectors]
     return out
+
+
+def ingestion_params(
+    name: str, instance: Any, bound: inspect.BoundArguments | None
+) -> dict[str, Any]:
+    """The payload of an ingestion span (a pipeline run or one transformation): counts only,
+    the documents themselves are not copied."""
+    args = _args(bound)
+    p: dict[str, Any] = {"name": name, "class": type(instance).__name__}
+    items = _first_arg(args, "nodes", "documents")
+    if items is not None:
+        p["input_count"] = _len(items)
+    transformations = getattr(instance, "transformations", None)
+    if isinstance(transformations, Sequence):
+        p["transformations"] = [type(t).__name__ for t in transformations]
+    return p
+
+
+def ingestion_result(result: Any) -> dict[str, Any]:
+    """``{"output_count"}``: how many nodes an ingestion span produced."""
+    if isinstance(result, Sequence) and not isinstance(result, str):
+        return {"output_count": len(result)}
+    return {}

@@ -166,9 +166,15 @@ LLAMA_INDEX_SPAN_TYPES: tuple[SpanTypeSpec, ...] = (
     _span(
         k.SPAN,
         "LlamaIndex Span",
-        "Any other instrumented function (for example the user's own @dispatcher.span)",
+        "Any other instrumented function (for example the user's own @dispatcher.span), or an"
+        " ingestion pipeline run and its steps",
         "{{name}}",
-        params={"class": "string", "arguments": "object"},
-        result={"output": "any"},
+        params={
+            "class": "string",
+            "arguments": "object",
+            "input_count": "integer",
+            "transformations": "array",
+        },
+        result={"output": "any", "output_count": "integer"},
     ),
 )

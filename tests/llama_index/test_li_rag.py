@@ -443,3 +443,47 @@ def test_query_interrupted_by_exit_or_ctrl_c_is_cancelled(
     assert llm["status"] == "cancelled"
     assert "error" not in llm["result_payload"]
     assert traced.stats()["open_runs"] == 0
+
+
+def test_trace_ingestion_makes_a_pipeline_run_one_instance_with_its_steps(
+    local_server: LocalServer,
+) -> None:
+    from llama_index.core import Document
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+
+    handler = instrument(make_client(local_server), trace_ingestion=True)
+    pipeline = IngestionPipeline(transformations=[SentenceSplitter(), MockEmbedding(embed_dim=8)])
+    nodes = pipeline.run(documents=[Document(text=f"{c} is in {k}.") for k, c in CITIES.items()])
+
+    instance, spans = only_instance(local_server, handler)
+    assert instance["status"] == "complete"
+    root = check_tree(spans, root_type="llama_index:span")
+    assert shape(spans) == "\n".join(["span", "  span", "  embedding"]), outline(spans)
+    assert root["payload"]["name"] == "IngestionPipeline.run"
+    assert root["payload"]["transformations"] == ["SentenceSplitter", "MockEmbedding"]
+    assert root["result_payload"]["output_count"] == len(nodes) == 4
+    (split,) = [s for s in spans if s["payload"]["name"] == "SentenceSplitter.__call__"]
+    assert split["parent_span_id"] == root["id"]
+    assert split["payload"] == {
+        "name": "SentenceSplitter.__call__",
+        "class": "SentenceSplitter",
+        "input_count": 4,
+    }
+    assert split["result_payload"]["output_count"] == 4
+    (embedding,) = of_type(spans, "llama_index:embedding")
+    assert embedding["result_payload"] == {"count": 4, "dimension": 8}
+
+
+def test_a_pipeline_run_is_not_traced_without_trace_ingestion(
+    local_server: LocalServer, traced: PrefactorSpanHandler
+) -> None:
+    from llama_index.core import Document
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.ingestion import IngestionPipeline
+
+    IngestionPipeline(transformations=[MockEmbedding(embed_dim=8)]).run(
+        documents=[Document(text="not traced")]
+    )
+    assert stored(local_server, traced) == []
