@@ -487,3 +487,25 @@ def test_a_pipeline_run_is_not_traced_without_trace_ingestion(
         documents=[Document(text="not traced")]
     )
     assert stored(local_server, traced) == []
+
+
+def test_index_building_wrapped_in_a_dispatcher_span_is_one_instance(
+    local_server: LocalServer,
+) -> None:
+    from _li_support import build_index
+    from llama_index_instrumentation import get_dispatcher
+
+    dispatcher = get_dispatcher("my_app.indexing")
+    handler = instrument(make_client(local_server), trace_ingestion=True)
+
+    @dispatcher.span
+    def rebuild() -> VectorStoreIndex:
+        return build_index()
+
+    rebuild()
+    instance, spans = only_instance(local_server, handler)
+    assert instance["status"] == "complete"
+    check_tree(spans, root_type="llama_index:span")
+    assert shape(spans) == "\n".join(["span", "  embedding"]), outline(spans)
+    (embedding,) = of_type(spans, "llama_index:embedding")
+    assert embedding["result_payload"] == {"count": len(CITIES), "dimension": 8}
