@@ -261,7 +261,7 @@ class Engine:
             and parent.ingestion
             and parent.method in ("run", "arun")
             and base == k.INGEST
-            and not (instance is not None and id(instance) == parent.obj_id)
+            and method in ("__call__", "acall")
         ):
             # a transformation of a traced ingestion pipeline: one span per step
             kind, ingestion = k.SPAN, True

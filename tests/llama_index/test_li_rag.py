@@ -509,3 +509,22 @@ def test_index_building_wrapped_in_a_dispatcher_span_is_one_instance(
     assert shape(spans) == "\n".join(["span", "  embedding"]), outline(spans)
     (embedding,) = of_type(spans, "llama_index:embedding")
     assert embedding["result_payload"] == {"count": len(CITIES), "dimension": 8}
+
+
+async def test_trace_ingestion_traces_an_async_pipeline_run(local_server: LocalServer) -> None:
+    from llama_index.core import Document
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+
+    handler = instrument(make_client(local_server), trace_ingestion=True)
+    pipeline = IngestionPipeline(transformations=[SentenceSplitter(), MockEmbedding(embed_dim=8)])
+    await pipeline.arun(documents=[Document(text=f"{c} is in {k}.") for k, c in CITIES.items()])
+
+    instance, spans = only_instance(local_server, handler)
+    assert instance["status"] == "complete"
+    root = check_tree(spans, root_type="llama_index:span")
+    assert root["payload"]["name"] == "IngestionPipeline.arun"
+    # the async path calls node parsers through uninstrumented methods: their internals fold
+    assert shape(spans) == "\n".join(["span", "  embedding"]), outline(spans)
+    assert root["result_payload"]["output_count"] == 4
