@@ -629,14 +629,30 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
 
     def _parent(self, run_id: UUID, parent_run_id: UUID | None) -> RunState | Literal[False] | None:
         """The open parent run; None for a new top-level run; False to ignore the run (its
-        tree was abandoned by the idle sweep or eviction)."""
+        tree was abandoned by the idle sweep or eviction, another of our handlers traces it,
+        or this start was already delivered)."""
+        if self._runs.peek(run_id) is not None or self._runs.is_abandoned(run_id):
+            return False  # a second delivery of a start: this handler is attached twice
         if parent_run_id is None:
+            if self._traced_elsewhere(run_id):
+                self._runs.mark_abandoned(run_id)
+                return False
             return None
         parent = self._runs.get(parent_run_id)
-        if parent is None and self._runs.is_abandoned(parent_run_id):
+        if parent is None and (
+            self._runs.is_abandoned(parent_run_id) or self._traced_elsewhere(parent_run_id)
+        ):
             self._runs.mark_abandoned(run_id)
             return False
         return parent
+
+    def _traced_elsewhere(self, run_id: UUID) -> bool:
+        """True if another of our handlers already traces ``run_id``: the first handler of ours
+        to see a run owns it and its whole tree; the others stand down, whatever their client."""
+        for other in list(_live_handlers):
+            if other is not self and not other._closed and other._runs.peek(run_id) is not None:
+                return True
+        return False
 
     def _start_failed(self, run_id: UUID | None, parent_run_id: UUID | None) -> None:
         """A run could not be started (an internal error): keep its tree whole regardless.
