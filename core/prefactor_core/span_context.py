@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefactor_core.context_stack import SpanContextStack
 from prefactor_core.payloads import PayloadPolicy
+from prefactor_core.status import exception_status
 
 if TYPE_CHECKING:
     from prefactor_core.managers.span import SpanManager
@@ -127,8 +127,7 @@ class SpanContext:
         self._finished = True
 
     def _record_exception(self, exc: BaseException) -> None:
-        status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
-        self._finish_now(status, error_info(exc))
+        self._finish_now(exception_status(exc), error_info(exc))
 
 
 class SpanScope:

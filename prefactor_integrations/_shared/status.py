@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Container
-from typing import Literal
 
-from prefactor_core.exceptions import PrefactorTerminatedError
+from prefactor_core.status import CANCELLATION, FinishStatus, exception_status
 
 __all__ = ["CANCELLATION", "FinishStatus", "is_cancellation", "status_for"]
-
-FinishStatus = Literal["complete", "failed", "cancelled"]
-
-CANCELLATION: tuple[type[BaseException], ...] = (
-    asyncio.CancelledError,
-    GeneratorExit,
-    KeyboardInterrupt,
-)
-"""Exceptions that mean "stopped from outside", recorded as ``cancelled``."""
 
 
 def is_cancellation(err: BaseException, cancel_names: Container[str] = ()) -> bool:
     """True if ``err`` stopped the run from outside: :data:`CANCELLATION`, a platform
     termination, or an exception class named in ``cancel_names``."""
-    return isinstance(err, (*CANCELLATION, PrefactorTerminatedError)) or (
-        type(err).__name__ in cancel_names
-    )
+    return exception_status(err) == "cancelled" or type(err).__name__ in cancel_names
 
 
 def status_for(

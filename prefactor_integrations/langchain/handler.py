@@ -843,7 +843,10 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         if run.run_id == run.root_id:
             self._end_root(run, status, result, check_termination=check_termination)
             return
+        root = self._runs.root_of(run.run_id)
         self._runs.close(run.run_id)
+        if status == "complete" and root is not None:
+            status = self._cancel_unended(root, run, result)
         events = run.data.get("events")
         if events:
             result["events"] = events
@@ -872,15 +875,11 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         events = run.data.get("events")
         if events:
             result["events"] = events
-        # Children whose end never came (an abandoned stream, a swallowed cancellation).
-        leftovers = [r for r in root.runs.values() if r is not run and not r.folded]
-        leftovers.sort(key=lambda r: r.started_at, reverse=True)
-        for child in leftovers:
-            self._tracer.finish_span(
-                child.span_id,
-                status="cancelled",
-                result_payload={"cancelled": True, "reason": "parent run ended first"},
-            )
+        # Children whose end never came (a stream closed early, a swallowed cancellation).
+        unended = [r for r in root.runs.values() if r is not run]
+        if status == "complete" and not all(r.folded for r in unended):
+            status = self._closed_early(result)
+        self._cancel_runs(unended)
         self._finish(run.span_id, status, result)
         for span_id in reversed(root.extra_spans):
             outer = {k: v for k, v in result.items() if k != "events"}
@@ -895,6 +894,45 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         prune_closed(self._tracer)
         if terminated:
             raise PrefactorTerminatedError(result.get("reason"))
+
+    def _cancel_unended(self, root: RootState, run: RunState, result: dict[str, Any]) -> str:
+        """The status of a non-root ``run`` ending ``complete``: ``cancelled`` if runs under it
+        are still open (they are cancelled with it), else ``complete``."""
+        inside = {run.run_id}
+        unended: list[RunState] = []
+        for other in sorted(root.runs.values(), key=lambda r: r.started_at):
+            if other.parent_run_id in inside:
+                inside.add(other.run_id)
+                unended.append(other)
+        if all(r.folded for r in unended):
+            return "complete"
+        for other in unended:
+            self._runs.close(other.run_id)
+        self._cancel_runs(unended)
+        return self._closed_early(result)
+
+    @staticmethod
+    def _closed_early(result: dict[str, Any]) -> str:
+        """Mark ``result`` as a run that ended before its children: ``cancelled``.
+
+        langchain-core never ends a run before its children, except when the consumer of a
+        ``stream()`` stops early: closing the generator ends every stream step at once, the
+        outermost first, with the output so far (which is kept).
+        """
+        result["cancelled"] = True
+        result["reason"] = "stream closed before its end"
+        return "cancelled"
+
+    def _cancel_runs(self, runs: list[RunState]) -> None:
+        """Finish the spans of ``runs`` (open runs whose end will not be recorded) ``cancelled``,
+        innermost first."""
+        for child in sorted(runs, key=lambda r: r.started_at, reverse=True):
+            if not child.folded:
+                self._tracer.finish_span(
+                    child.span_id,
+                    status="cancelled",
+                    result_payload={"cancelled": True, "reason": "parent run ended first"},
+                )
 
     def _abandon(
         self, root: RootState, reason: str = "no end callback within idle timeout"

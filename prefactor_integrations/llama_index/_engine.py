@@ -61,13 +61,7 @@ _COMPLETE_NAMES = frozenset({"WorkflowDone"})
 
 
 def status_for(err: BaseException | None) -> str:
-    """The finish status for a span LlamaIndex dropped with ``err``.
-
-    ``SystemExit`` (an application's signal handler calling ``sys.exit()``) and
-    ``KeyboardInterrupt`` stopped the run from outside: ``cancelled``, not ``failed``.
-    """
-    if isinstance(err, (SystemExit, KeyboardInterrupt)):
-        return "cancelled"
+    """The finish status for a span LlamaIndex dropped with ``err``."""
     return _status_for(err, control_flow_names=_COMPLETE_NAMES, cancel_names=_CANCEL_NAMES)
 
 

@@ -310,3 +310,21 @@ async def test_schema_registry_version_is_the_same_on_every_run(
             await instance.start()
     assert local_server.store.counts()["agent_schema_versions"] == 1
     assert local_server.store.counts()["agent_instances"] == 2
+
+
+@pytest.mark.parametrize("stop", [SystemExit(0), KeyboardInterrupt()], ids=type)
+async def test_a_clean_shutdown_inside_a_span_and_an_instance_is_recorded_cancelled(
+    core_client: PrefactorCoreClient, local_server: LocalServer, stop: BaseException
+) -> None:
+    with pytest.raises(type(stop)):
+        async with (
+            core_client.create_agent_instance(agent_version=AGENT_VERSION) as instance,
+            instance.span("agent:step"),
+        ):
+            raise stop
+    assert await core_client.flush(10)
+    [stored] = local_server.store.list_spans(instance.id)
+    assert stored["status"] == "cancelled"
+    assert stored["result_payload"]["error_type"] == type(stop).__name__
+    row = local_server.store.get_instance(instance.id)
+    assert row is not None and row["status"] == "cancelled"

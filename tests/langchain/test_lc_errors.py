@@ -200,3 +200,29 @@ async def test_termination_also_stops_async_runs(
     (inst,) = instances(local_server)
     assert inst["status"] == "terminated"
     assert all(s["finished_at"] for s in local_server.store.list_spans(inst["id"]))
+
+
+@pytest.mark.parametrize("stop", [SystemExit(0), KeyboardInterrupt()], ids=type)
+def test_a_clean_shutdown_mid_run_is_recorded_cancelled_not_failed(
+    local_server: LocalServer, handler: PrefactorCallbackHandler, stop: BaseException
+) -> None:
+    def shut_down(x: int) -> int:
+        raise stop
+
+    chain = RunnableLambda(lambda x: x + 1, name="first") | RunnableLambda(
+        shut_down, name="shut_down"
+    )
+    with pytest.raises(type(stop)) as caught:
+        chain.invoke(1, {"callbacks": [handler]})
+
+    assert caught.value is stop
+    assert traced(local_server, handler, status="cancelled") == [
+        "langchain:agent RunnableSequence\n  langchain:chain first\n  langchain:chain shut_down"
+    ]
+    (inst,) = instances(local_server)
+    statuses = {outline([s]): s["status"] for s in local_server.store.list_spans(inst["id"])}
+    assert statuses == {
+        "langchain:agent RunnableSequence": "cancelled",
+        "langchain:chain first": "complete",
+        "langchain:chain shut_down": "cancelled",
+    }

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from _lc_models import AGENT_OUTLINE, ANSWER, GRAPH_OUTLINE, RAG_OUTLINE, make_agent, make_graph
 from _lc_models import make_rag_chain as make_chain
-from _lc_support import traced
+from _lc_support import outline, spans_of, traced
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from prefactor_integrations.langchain import PrefactorCallbackHandler
 from prefactor_local.server import LocalServer
@@ -121,3 +122,58 @@ async def test_twenty_concurrent_ainvoke_through_one_handler(
         "internal_errors": 0,
         "internal_errors_by_place": {},
     }
+
+
+def _stopped_early(server: LocalServer, handler: PrefactorCallbackHandler) -> dict[str, Any]:
+    """Check the stored run of a chain stream left after its first chunks; return its root."""
+    assert traced(server, handler, status="cancelled") == [RAG_OUTLINE]
+    spans = spans_of(server, "langchain:agent")
+    (root,) = spans
+    assert root["status"] == "cancelled"
+    assert root["result_payload"]["reason"] == "stream closed before its end"
+    # The text streamed until the last chunk taken (langchain-core keeps what was received).
+    assert root["result_payload"]["outputs"]["output"]
+    (llm,) = spans_of(server, "langchain:llm")
+    assert llm["status"] == "cancelled"
+    (parallel,) = [
+        s for s in spans_of(server, "langchain:chain") if outline([s]).endswith("question>")
+    ]
+    assert parallel["status"] == "complete"  # the steps that had ended stay complete
+    return root
+
+
+def test_a_chain_stream_left_early_is_recorded_cancelled(
+    local_server: LocalServer, handler: PrefactorCallbackHandler
+) -> None:
+    stream = make_chain().stream("What is Prefactor?", {"callbacks": [handler]})
+    assert next(stream) and next(stream)
+    stream.close()  # what leaving a `for` loop early does once the generator is dropped
+    _stopped_early(local_server, handler)
+
+
+def test_a_stream_left_early_inside_a_step_cancels_that_step_only(
+    local_server: LocalServer, handler: PrefactorCallbackHandler
+) -> None:
+    inner = make_chain()
+
+    def first_chunk(question: str, config: RunnableConfig) -> str:
+        stream = inner.stream(question, config)
+        chunk: str = next(stream)
+        stream.close()
+        return chunk
+
+    outer = RunnableLambda(first_chunk, name="first_chunk")
+    assert outer.invoke("What is Prefactor?", {"callbacks": [handler]})
+
+    inner_outline = "\n".join("  " + line for line in RAG_OUTLINE.splitlines())
+    inner_outline = inner_outline.replace("  langchain:agent", "  langchain:chain", 1)
+    assert traced(local_server, handler) == ["langchain:agent first_chunk\n" + inner_outline]
+    (sequence,) = [
+        s
+        for s in spans_of(local_server, "langchain:chain")
+        if outline([s]) == "langchain:chain RunnableSequence"
+        and s["parent_span_id"] == spans_of(local_server, "langchain:agent")[0]["id"]
+    ]
+    assert sequence["status"] == "cancelled"
+    assert sequence["result_payload"]["reason"] == "stream closed before its end"
+    assert spans_of(local_server, "langchain:agent")[0]["status"] == "complete"

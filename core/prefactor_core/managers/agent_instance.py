@@ -6,7 +6,6 @@ convenient interface to one instance: start, finish, spans, quality and terminat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,6 +17,7 @@ from prefactor_core.monitoring.termination_monitor import TerminationCallback, T
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.payloads import PayloadPolicy
 from prefactor_core.span_context import SpanScope
+from prefactor_core.status import exception_status
 from prefactor_core.utils import (
     ensure_utc,
     generate_idempotency_key,
@@ -345,9 +345,4 @@ class InstanceCreation:
         handle = self._handle
         if handle is None or handle.finished:
             return
-        status: FinishStatus = "complete"
-        if isinstance(exc, asyncio.CancelledError):
-            status = "cancelled"
-        elif exc is not None:
-            status = "failed"
-        await handle.finish(status)
+        await handle.finish(exception_status(exc))
