@@ -176,12 +176,27 @@ class Redactor:
                 self._built_in.append((name, lower, exact))
             else:
                 own[name] = pattern
-        self._any_lower = any(lower for _, lower, _ in self._built_in)
+        # Each trigger with the patterns it lets run; triggers holding a punctuation mark are
+        # grouped under it, so text without that mark costs one substring test per group.
+        exact: dict[str, dict[str, list[str]]] = {}
+        lower: dict[str, dict[str, list[str]]] = {}
+        for name, lower_parts, exact_parts in self._built_in:
+            for table, parts in ((lower, lower_parts), (exact, exact_parts)):
+                for part in parts:
+                    gate = next((c for c in part if c in _GATES), "")
+                    table.setdefault(gate, {}).setdefault(part, []).append(name)
+        self._exact_of = _grouped(exact)
+        self._lower_of = _grouped(lower)
+        self._order = {name: index for index, (name, _, _) in enumerate(self._built_in)}
+        self._always = tuple(name for name, lower, exact in self._built_in if not (lower or exact))
         self._patterns = tuple(
             (name, pattern, _GroupReplacer(name)) for name, pattern in _compile(tuple(own.items()))
         )
         self._keys = keys
-        self._key_parts = tuple({key_parts(key) for key in keys if key_parts(key)})
+        wanted = {key_parts(key) for key in keys if key_parts(key)}
+        self._key_parts = frozenset(wanted)
+        self._key_lengths = tuple(sorted({len(parts) for parts in wanted}))
+        self._key_verdicts: dict[str, bool] = {}
         # Short strings and keys known to need nothing: they repeat from payload to payload
         # (names, models, roles, ids), and the quick path of `prepare_json` asks about every
         # one of them.
@@ -213,33 +228,71 @@ class Redactor:
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are secrets (see `DEFAULT_SECRET_KEYS`)."""
-        if key.lower().replace("-", "_") in self._keys:
-            return True
-        parts = key_parts(key)
-        return any(parts[-len(wanted) :] == wanted for wanted in self._key_parts)
+        verdict = self._key_verdicts.get(key)
+        if verdict is None:
+            verdict = key.lower().replace("-", "_") in self._keys
+            if not verdict:
+                parts = key_parts(key)
+                wanted = self._key_parts
+                verdict = any(parts[-length:] in wanted for length in self._key_lengths)
+            if len(key) <= MAX_KEY_CHARS:
+                if len(self._key_verdicts) >= _REMEMBERED:
+                    self._key_verdicts.clear()
+                self._key_verdicts[key] = verdict
+        return verdict
 
     def redact(self, text: str) -> str:
         """``text`` with every secret pattern replaced."""
         if len(text) < _MIN_SECRET_LENGTH:
             return text
         if self._built_in:
-            # Case-insensitive triggers are checked on ASCII text only: elsewhere a letter such
-            # as the long s (U+017F) matches "s" under IGNORECASE but not under `lower`.
-            lowered = text.lower() if self._any_lower and text.isascii() else None
-            names = tuple(
-                name
-                for name, lower, exact in self._built_in
-                if (lower and (lowered is None or any(part in lowered for part in lower)))
-                or any(part in text for part in exact)
-            )
-            if names:
-                text = _combined(names).sub(_CombinedReplacer.of(names), text)
+            text = self._built_in_pass(text)
         for name, pattern, replacer in self._patterns:
             if pattern.groupindex.get("secret"):
                 text = pattern.sub(replacer, text)
             else:
                 text = pattern.sub(f"[REDACTED:{name}]", text)
         return text
+
+    def _built_in_pass(self, text: str) -> str:
+        names: set[str] = set(self._always)
+        _pick(self._exact_of, text, names)
+        if self._lower_of:
+            if text.isascii():
+                _pick(self._lower_of, text.lower(), names)
+            else:
+                # Elsewhere a letter such as the long s (U+017F) matches "s" under the
+                # patterns' IGNORECASE but not under `lower`: every such pattern runs.
+                for _, group in self._lower_of:
+                    for _, owners in group:
+                        names.update(owners)
+        if "assignment" in names and "=" not in text and ":" not in text:
+            names.discard("assignment")  # NAME=value or NAME: value, nothing else
+        if not names:
+            return text
+        chosen = tuple(sorted(names, key=self._order.__getitem__))
+        return _combined(chosen).sub(_CombinedReplacer.of(chosen), text)
+
+
+_GATES = "_-.:@"
+_Groups = tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+
+
+def _grouped(table: Mapping[str, Mapping[str, list[str]]]) -> _Groups:
+    return tuple(
+        (gate, tuple((part, tuple(owners)) for part, owners in parts.items()))
+        for gate, parts in table.items()
+    )
+
+
+def _pick(groups: _Groups, text: str, names: set[str]) -> None:
+    """Add to ``names`` the patterns whose triggers ``text`` holds."""
+    for gate, group in groups:
+        if gate and gate not in text:
+            continue
+        for part, owners in group:
+            if part in text:
+                names.update(owners)
 
 
 TOKEN_LABEL = b"[REDACTED:api_token]"
