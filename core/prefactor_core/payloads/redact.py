@@ -172,23 +172,22 @@ class Redactor:
         own: dict[str, str] = {}
         for name, pattern in patterns.items():
             if DEFAULT_SECRET_PATTERNS.get(name) == pattern:
-                lower, exact = _TRIGGERS[name]
-                self._built_in.append((name, lower, exact))
+                self._built_in.append((name, *_TRIGGERS[name]))
             else:
                 own[name] = pattern
         # Each trigger with the patterns it lets run; triggers holding a punctuation mark are
         # grouped under it, so text without that mark costs one substring test per group.
-        exact: dict[str, dict[str, list[str]]] = {}
-        lower: dict[str, dict[str, list[str]]] = {}
+        exact_table: dict[str, dict[str, list[str]]] = {}
+        lower_table: dict[str, dict[str, list[str]]] = {}
         for name, lower_parts, exact_parts in self._built_in:
-            for table, parts in ((lower, lower_parts), (exact, exact_parts)):
+            for table, parts in ((lower_table, lower_parts), (exact_table, exact_parts)):
                 for part in parts:
                     gate = next((c for c in part if c in _GATES), "")
                     table.setdefault(gate, {}).setdefault(part, []).append(name)
-        self._exact_of = _grouped(exact)
-        self._lower_of = _grouped(lower)
+        self._exact_of = _grouped(exact_table)
+        self._lower_of = _grouped(lower_table)
         self._order = {name: index for index, (name, _, _) in enumerate(self._built_in)}
-        self._always = tuple(name for name, lower, exact in self._built_in if not (lower or exact))
+        self._always = tuple(name for name, low, exact in self._built_in if not (low or exact))
         self._patterns = tuple(
             (name, pattern, _GroupReplacer(name)) for name, pattern in _compile(tuple(own.items()))
         )
