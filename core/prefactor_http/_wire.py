@@ -18,6 +18,7 @@ __all__ = [
     "ControlSignalCallback",
     "encode_json",
     "iso_timestamp",
+    "key_for_call",
     "parse_details",
     "validate_idempotency_key",
     "without_none",
@@ -43,6 +44,14 @@ def validate_idempotency_key(key: str | None) -> None:
             f"Idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
             f"got {len(key)}"
         )
+
+
+def key_for_call(key: str | None) -> str:
+    """The idempotency key one call sends on every attempt: the caller's (checked), or a new
+    UUID4 when there is none, so a retry after a lost response replays instead of writing twice.
+    """
+    validate_idempotency_key(key)
+    return str(uuid.uuid4()) if key is None else key
 
 
 def iso_timestamp(value: datetime | None) -> str | None:

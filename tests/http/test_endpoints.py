@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -157,19 +158,30 @@ async def test_instance_and_span_lifecycle(
 async def test_none_values_are_left_out_of_bodies(
     client: PrefactorHttpClient, wire: WireRecorder
 ) -> None:
+    made_keys: list[str] = []
+
+    def sent(path: str) -> dict[str, Any]:
+        body = body_of(wire, path)
+        key = body.pop("idempotency_key")
+        assert uuid.UUID(key).version == 4  # made for the call, since the caller gave none
+        if "details" in body:
+            assert body["details"].pop("idempotency_key") == key
+        made_keys.append(key)
+        return body
+
     await client.agent_instances.register(
         AGENT_VERSION, SCHEMA_VERSION, id="inst-minimal", update_current_version=False
     )
-    assert body_of(wire, "/api/v1/agent_instance/register") == {
+    assert sent("/api/v1/agent_instance/register") == {
         "agent_version": AGENT_VERSION,
         "agent_schema_version": SCHEMA_VERSION,
         "update_current_version": False,
         "id": "inst-minimal",
     }
     await client.agent_instances.start("inst-minimal")
-    assert body_of(wire, "/api/v1/agent_instance/inst-minimal/start") == {}
+    assert sent("/api/v1/agent_instance/inst-minimal/start") == {}
     span = await client.agent_spans.create("inst-minimal", "demo:llm")
-    assert body_of(wire, "/api/v1/agent_spans") == {
+    assert sent("/api/v1/agent_spans") == {
         "details": {
             "agent_instance_id": "inst-minimal",
             "schema_name": "demo:llm",
@@ -178,9 +190,10 @@ async def test_none_values_are_left_out_of_bodies(
         }
     }
     await client.agent_spans.finish(span.id)
-    assert body_of(wire, f"/api/v1/agent_spans/{span.id}/finish") == {}
+    assert sent(f"/api/v1/agent_spans/{span.id}/finish") == {}
     await client.agent_instances.finish("inst-minimal")
-    assert body_of(wire, "/api/v1/agent_instance/inst-minimal/finish") == {}
+    assert sent("/api/v1/agent_instance/inst-minimal/finish") == {}
+    assert len(set(made_keys)) == 5  # one per call
 
 
 async def test_record_quality_always_sends_payload(
@@ -202,7 +215,9 @@ async def test_record_quality_always_sends_payload(
     assert stored is not None and stored["quality_payloads"] == {"accuracy": {"score": 0.9}}
 
     instance = await client.agent_instances.record_quality("inst-quality", "accuracy")
-    assert body_of(wire, path) == {"name": "accuracy", "payload": None}
+    body = body_of(wire, path)
+    assert uuid.UUID(body.pop("idempotency_key")).version == 4
+    assert body == {"name": "accuracy", "payload": None}
     assert not instance.quality_payloads
     stored = local_server.store.get_instance("inst-quality")
     assert stored is not None and not stored["quality_payloads"]
@@ -316,7 +331,8 @@ async def test_agents_crud(
     }
     reinstated = await client.agents.reinstate("agent-crud")
     assert reinstated.status == "pending"
-    assert wire.bodies("/api/v1/agent/agent-crud/reinstate") == [b""], "no key, no body"
+    (reinstate_body,) = wire.bodies("/api/v1/agent/agent-crud/reinstate")
+    assert uuid.UUID(json.loads(reinstate_body)["idempotency_key"]).version == 4, "a key made"
 
     await client.agents.delete("agent-crud")
     with pytest.raises(PrefactorNotFoundError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from datetime import datetime, timezone
 
 import httpx
@@ -192,6 +193,43 @@ async def test_lost_response_is_replayed_with_the_same_key(
     instance = local_server.store.get_instance("inst-lost")
     assert instance is not None and instance["replays"] == 1
     assert local_server.store.list_spans("inst-lost")[0]["replays"] == 1
+
+
+async def test_a_lost_response_without_a_callers_key_is_replayed_with_the_key_made_for_it(
+    client: PrefactorHttpClient, local_server: LocalServer, wire: WireRecorder
+) -> None:
+    # As a user of the published client does: no idempotency key anywhere.
+    local_server.faults = FaultConfig(drop_response_rate=1.0, max_faults=1)
+    instance = await client.agent_instances.register(AGENT_VERSION, SCHEMA_VERSION)
+    local_server.faults = FaultConfig(drop_response_rate=1.0, max_faults=1)
+    await client.agent_instances.start(instance.id)
+    local_server.faults = FaultConfig(drop_response_rate=1.0, max_faults=1)
+    span = await client.agent_spans.create(instance.id, "demo:llm")
+    local_server.faults = FaultConfig(drop_response_rate=1.0, max_faults=1)
+    await client.agent_spans.finish(span.id, status="complete")
+    assert local_server.injected_faults["drop_response"] == 4
+
+    paths = (
+        "/api/v1/agent_instance/register",
+        f"/api/v1/agent_instance/{instance.id}/start",
+        "/api/v1/agent_spans",
+        f"/api/v1/agent_spans/{span.id}/finish",
+    )
+    keys = []
+    for path in paths:
+        first, retry = wire.bodies(path)
+        assert first == retry, path  # the same bytes, so the same key, on the retry
+        key = json.loads(first)["idempotency_key"]
+        assert uuid.UUID(key).version == 4, path
+        keys.append(key)
+    assert len(set(keys)) == len(keys), "one key per call"
+
+    counts = local_server.store.counts()
+    assert (counts["agent_instances"], counts["agent_spans"]) == (1, 1)
+    stored = local_server.store.get_instance(instance.id)
+    assert stored is not None and stored["status"] == "active" and stored["replays"] == 2
+    (stored_span,) = local_server.store.list_spans(instance.id)
+    assert stored_span["status"] == "complete" and stored_span["replays"] == 2
 
 
 async def test_retries_exhausted(make_config: ConfigFactory, local_server: LocalServer) -> None:

@@ -59,6 +59,7 @@ from prefactor_core.export.wire import (
 from prefactor_core.monitoring.registry import termination_registry
 from prefactor_core.operations import LIFECYCLE_OPERATIONS, Operation, OperationType
 from prefactor_core.payloads import EXACT_POLICY, PayloadPolicy, prepare_json
+from prefactor_core.payloads.redact import scrub_token
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.validation import FINISH_STATUSES
 from prefactor_http.config import HttpClientConfig
@@ -152,6 +153,8 @@ class Pipe:
         self.drops = _DropLog()
         self._wake = wake
         self._retry = RetryPolicy(http_config)
+        # Agent data may echo the token (a tool printing its environment): never sent on.
+        self._token = http_config.api_token.encode("utf-8")
         self._admit_ops = int(maxsize * _ADMIT_SHARE)
         self._admit_bytes = int(policy.max_buffered_bytes * _ADMIT_SHARE)
         self._first_put = 0.0
@@ -291,20 +294,21 @@ class Pipe:
         data, truncated = prepare_json(value, policy)
         if truncated:
             owner.counters.truncated += truncated
-        return data
+        return scrub_token(data, self._token)
 
     def _declared(self, value: Any, owner: ClientExport) -> bytes | None:
         """A register's agent version or schema version, exactly as declared. Every instance
         of an agent registers the same schema version, named by its content hash: it is
         prepared once."""
+        token = self._token
         if not isinstance(value, dict):
-            return prepare_json(value or {}, EXACT_POLICY)[0]
+            return scrub_token(prepare_json(value or {}, EXACT_POLICY)[0], token)
         name = value.get("external_identifier")
         if not isinstance(name, str) or len(value) < 2:
-            return prepare_json(value, EXACT_POLICY)[0]
+            return scrub_token(prepare_json(value, EXACT_POLICY)[0], token)
         known = self._schemas.get(name)
         if known is None:
-            known = prepare_json(value, EXACT_POLICY)[0] or b"{}"
+            known = scrub_token(prepare_json(value, EXACT_POLICY)[0], token) or b"{}"
             self._schemas[name] = known
             if len(self._schemas) > _SCHEMAS_KEPT:
                 self._schemas.popitem(last=False)

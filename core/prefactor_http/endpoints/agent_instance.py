@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from prefactor_http._wire import (
     iso_timestamp,
+    key_for_call,
     parse_details,
-    validate_idempotency_key,
     without_none,
 )
 from prefactor_http.models.agent_instance import AgentInstance
@@ -50,7 +50,7 @@ class AgentInstanceClient:
         The version dicts are sent as given. Leave ``agent_id``/``environment_id`` out with a
         deployment-scoped token.
         """
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         body: dict[str, Any] = {
             "agent_version": dict(agent_version),
             "agent_schema_version": dict(agent_schema_version),
@@ -78,7 +78,7 @@ class AgentInstanceClient:
         idempotency_key: str | None = None,
     ) -> AgentInstance:
         """Mark the instance started: ``POST /api/v1/agent_instance/{id}/start``."""
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         body = without_none(
             {"timestamp": iso_timestamp(timestamp), "idempotency_key": idempotency_key}
         )
@@ -99,7 +99,7 @@ class AgentInstanceClient:
         A finish on an instance that already ended is answered with HTTP 409
         (`PrefactorApiError` with ``status_code == 409``).
         """
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         body = without_none(
             {
                 "status": status,
@@ -128,13 +128,12 @@ class AgentInstanceClient:
 
         ``POST /api/v1/agent_instance/{id}/record_quality``; ``payload`` is always sent.
         """
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         body: dict[str, Any] = {
             "name": name,
             "payload": None if payload is None else dict(payload),
+            "idempotency_key": idempotency_key,
         }
-        if idempotency_key is not None:
-            body["idempotency_key"] = idempotency_key
         envelope = await self._client.request(
             "POST", _instance_path(agent_instance_id, "record_quality"), json=body
         )

@@ -11,8 +11,8 @@ from prefactor_http._wire import (
     ControlSignalCallback,
     fire_control_signal,
     iso_timestamp,
+    key_for_call,
     parse_details,
-    validate_idempotency_key,
     without_none,
 )
 from prefactor_http.models.agent_span import AgentSpan
@@ -51,7 +51,7 @@ class AgentSpanClient:
         ``details`` and at the top level. ``control_signal_callback(reason)`` runs when the
         response asks to terminate the instance.
         """
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         details = without_none(
             {
                 "agent_instance_id": agent_instance_id,
@@ -66,9 +66,7 @@ class AgentSpanClient:
                 "idempotency_key": idempotency_key,
             }
         )
-        body: dict[str, Any] = {"details": details}
-        if idempotency_key is not None:
-            body["idempotency_key"] = idempotency_key
+        body: dict[str, Any] = {"details": details, "idempotency_key": idempotency_key}
         envelope = await self._client.request("POST", "/api/v1/agent_spans", json=body)
         span = parse_details(envelope, AgentSpan, "agent_spans.create")
         await fire_control_signal(envelope, control_signal_callback)
@@ -84,7 +82,7 @@ class AgentSpanClient:
         control_signal_callback: ControlSignalCallback | None = None,
     ) -> AgentSpan:
         """Finish a span: ``POST /api/v1/agent_spans/{id}/finish`` (None values left out)."""
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         body = without_none(
             {
                 "status": status,

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from prefactor_http._wire import parse_details, validate_idempotency_key
+from prefactor_http._wire import key_for_call, parse_details, validate_idempotency_key
 from prefactor_http.exceptions import PrefactorResponseContractError
 from prefactor_http.models.agent import Agent, AgentForCreate, AgentForUpdate, AgentSummary
 from prefactor_http.models.base import ListResponse
@@ -36,11 +36,9 @@ class AgentClient:
         idempotency_key: str | None = None,
     ) -> Agent:
         """Create an agent: ``POST /api/v1/agent`` (None fields left out)."""
-        validate_idempotency_key(idempotency_key)
+        idempotency_key = key_for_call(idempotency_key)
         model = details if isinstance(details, AgentForCreate) else AgentForCreate(**details)
-        body: dict[str, Any] = {"details": model.to_body()}
-        if idempotency_key is not None:
-            body["idempotency_key"] = idempotency_key
+        body: dict[str, Any] = {"details": model.to_body(), "idempotency_key": idempotency_key}
         envelope = await self._client.request("POST", "/api/v1/agent", json=body)
         return parse_details(envelope, Agent, "agents.create")
 
@@ -63,7 +61,7 @@ class AgentClient:
         validate_idempotency_key(idempotency_key)
         model = details if isinstance(details, AgentForUpdate) else AgentForUpdate(**details)
         body: dict[str, Any] = {"details": model.to_body()}
-        if idempotency_key is not None:
+        if idempotency_key is not None:  # a PUT replays harmlessly: no key is made for it
             body["idempotency_key"] = idempotency_key
         envelope = await self._client.request("PUT", _agent_path(agent_id), json=body)
         return parse_details(envelope, Agent, "agents.update")
@@ -143,7 +141,10 @@ class AgentClient:
     async def _lifecycle(
         self, method: str, path: str, idempotency_key: str | None, operation: str
     ) -> Agent:
-        validate_idempotency_key(idempotency_key)
+        if method == "POST":
+            idempotency_key = key_for_call(idempotency_key)
+        else:  # a DELETE replays harmlessly: no key is made for it
+            validate_idempotency_key(idempotency_key)
         body = None if idempotency_key is None else {"idempotency_key": idempotency_key}
         envelope = await self._client.request(method, path, json=body)
         return parse_details(envelope, Agent, operation)
