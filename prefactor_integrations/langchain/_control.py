@@ -10,6 +10,7 @@ __all__ = [
     "CANCELLATION",
     "Command",
     "GraphBubbleUp",
+    "GraphHandlerBase",
     "GraphInterrupt",
     "ParentCommand",
     "interrupts_of",
@@ -32,6 +33,13 @@ except ImportError:  # LangGraph is optional: plain LangChain never raises these
 
     class Command:  # type: ignore[no-redef]
         """Placeholder: LangGraph is not installed."""
+
+
+try:
+    # LangGraph's own interrupt/resume callbacks reach only handlers of this class.
+    from langgraph.callbacks import GraphCallbackHandler as GraphHandlerBase
+except ImportError:  # no LangGraph, or one older than its lifecycle callbacks
+    from langchain_core.callbacks import BaseCallbackHandler as GraphHandlerBase  # type: ignore[assignment]
 
 
 def is_command(value: Any) -> bool:

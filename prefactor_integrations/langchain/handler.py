@@ -27,8 +27,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
-
 from prefactor_core.exceptions import PrefactorTerminatedError
 from prefactor_http._version import __version__
 
@@ -53,6 +51,7 @@ from .._shared import (
 from . import payloads
 from ._control import (
     GraphBubbleUp,
+    GraphHandlerBase,
     GraphInterrupt,
     ParentCommand,
     interrupts_of,
@@ -186,7 +185,7 @@ def _cancel_open_runs_at_exit() -> None:
             pass
 
 
-class PrefactorCallbackHandler(BaseCallbackHandler):
+class PrefactorCallbackHandler(GraphHandlerBase):
     """Traces LangChain and LangGraph runs into Prefactor.
 
     Pass it in ``config={"callbacks": [handler]}``, bind it with ``with_config``, or enable it for
@@ -372,6 +371,40 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         self._end(run, "complete", result)
 
     on_chain_error = _error_callback("on_chain_error")
+
+    @_guarded
+    def on_interrupt(self, event: Any) -> None:
+        """LangGraph paused the run for interrupts (LangGraph's own lifecycle callback, where the
+        installed version has it; older ones are read from ``GraphInterrupt``)."""
+        run = self._graph_event(event, "interrupt")
+        if run is not None:
+            self._note_interrupts(run, interrupts_of(tuple(event.interrupts)))
+
+    @_guarded
+    def on_resume(self, event: Any) -> None:
+        """LangGraph resumed the run from a checkpoint (its own lifecycle callback)."""
+        self._graph_event(event, "resume")
+
+    def _graph_event(self, event: Any, kind: str) -> RunState | None:
+        """Record a LangGraph lifecycle event on its graph's run: an ``events`` entry with the
+        checkpoint, and the checkpoint id on the root's result. Returns the run, if traced."""
+        run_id: UUID | None = getattr(event, "run_id", None)
+        if run_id is None:
+            return None
+        run = self._runs.owner(run_id)
+        if run is None:
+            return None
+        checkpoint = {
+            "checkpoint_id": event.checkpoint_id,
+            "checkpoint_ns": list(event.checkpoint_ns),
+            "status": event.status,
+        }
+        self._add_event(run_id, kind, str(event.status), checkpoint)
+        root = self._runs.root(run.root_id)
+        if root is not None and not event.checkpoint_ns:  # the outer graph, not a subgraph
+            key = "interrupt_checkpoint_id" if kind == "interrupt" else "resumed_from_checkpoint_id"
+            root.data[key] = event.checkpoint_id
+        return run
 
     @_guarded
     def on_agent_action(
@@ -872,6 +905,9 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         if interrupts and status == "complete":
             result["interrupted"] = True
             result["interrupts"] = interrupts
+        for key in ("interrupt_checkpoint_id", "resumed_from_checkpoint_id"):
+            if key in root.data:
+                result[key] = root.data[key]
         events = run.data.get("events")
         if events:
             result["events"] = events

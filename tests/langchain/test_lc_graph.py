@@ -143,6 +143,12 @@ def test_interrupt_completes_the_instance_and_resume_links_to_it(
     assert roots[1]["payload"]["resumed"] is True
     assert roots[1]["payload"]["resumed_from_instance_id"] == interrupted["id"]
     assert "interrupted" not in roots[1]["result_payload"]
+    # LangGraph's own interrupt/resume callbacks name the checkpoint both runs share.
+    checkpoint = result["interrupt_checkpoint_id"]
+    assert checkpoint and roots[1]["result_payload"]["resumed_from_checkpoint_id"] == checkpoint
+    assert [e["kind"] for e in result["events"]] == ["interrupt"]
+    assert [e["kind"] for e in roots[1]["result_payload"]["events"]] == ["resume"]
+    assert result["events"][0]["data"]["checkpoint_id"] == checkpoint
     # The third run on that thread is a new request (it waits for approval again).
     assert roots[2]["payload"]["previous_instance_id"] == resumed["id"]
     assert "resumed_from_instance_id" not in roots[2]["payload"]
