@@ -85,6 +85,7 @@ class AdapterSetup:
         sdk_entry: str,
         span_types: Sequence[SpanTypeSpec],
         schema_prefix: str,
+        keep_keys: frozenset[str] = frozenset(),
         agent_name: str,
         agent_version_label: str | None,
         description: str = "",
@@ -101,8 +102,9 @@ class AdapterSetup:
         ``schema_registry`` entries win over ``span_types`` of the same name; with
         ``use_client_registry`` the client configuration's registry is used when none is given.
         ``capture_content=False`` and ``mask`` are applied on top of the client's own payload
-        policy (texts then become sizes; names, ids and numbers stay). Raises ``ValueError`` for
-        an unknown ``purpose``, here rather than inside every run.
+        policy (texts then become sizes; names, ids and numbers stay, and the adapter's own
+        ``keep_keys`` are added to the policy's whenever content is not captured). Raises
+        ``ValueError`` for an unknown ``purpose``, here rather than inside every run.
         """
         if purpose is not None and purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
@@ -125,9 +127,12 @@ class AdapterSetup:
             changes["capture_content"] = False
         if mask is not None:
             changes["mask"] = mask
+        base = core_client.config.payload_policy
+        if (not capture_content or not base.capture_content) and not keep_keys <= base.keep_keys:
+            changes["keep_keys"] = base.keep_keys | keep_keys
         policy: PayloadPolicy | None = None
         if changes:
-            policy = dataclasses.replace(core_client.config.payload_policy, **changes)
+            policy = dataclasses.replace(base, **changes)
         settings = InstanceSettings(
             agent_version=agent_version(
                 name=agent_name,

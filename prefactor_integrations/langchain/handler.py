@@ -57,7 +57,7 @@ from ._control import (
     interrupts_of,
     is_command,
 )
-from .schemas import AGENT, CHAIN, LANGCHAIN_SPAN_TYPES, LLM, NODE, RETRIEVER, TOOL
+from .schemas import AGENT, CHAIN, KEEP_KEYS, LANGCHAIN_SPAN_TYPES, LLM, NODE, RETRIEVER, TOOL
 
 if TYPE_CHECKING:
     from langchain_core.agents import AgentAction, AgentFinish
@@ -246,6 +246,7 @@ class PrefactorCallbackHandler(GraphHandlerBase):
             client,
             sdk_entry=SDK_ENTRY,
             span_types=LANGCHAIN_SPAN_TYPES,
+            keep_keys=KEEP_KEYS,
             schema_prefix="langchain",
             agent_name=agent_name or "langchain-agent",
             agent_version_label=agent_version,

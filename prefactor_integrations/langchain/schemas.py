@@ -14,6 +14,7 @@ from .._shared.schema import (
 __all__ = [
     "AGENT",
     "CHAIN",
+    "KEEP_KEYS",
     "LANGCHAIN_SPAN_TYPES",
     "LLM",
     "NODE",
@@ -27,6 +28,9 @@ NODE = "langchain:node"
 LLM = "langchain:llm"
 TOOL = "langchain:tool"
 RETRIEVER = "langchain:retriever"
+
+KEEP_KEYS: frozenset[str] = frozenset({"node", "triggers", "path", "checkpoint_ns"})
+"""LangGraph's names kept as text when content is not captured (added to the core's own)."""
 
 _COMMON_PARAMS: dict[str, FieldType] = {
     "name": "string",

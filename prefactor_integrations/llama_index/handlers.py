@@ -19,7 +19,7 @@ from .._shared import AdapterSetup, InternalErrors, flush_tracer, run_stats
 from . import _termination
 from ._engine import Engine
 from ._payloads import CaptureOptions
-from .schemas import LLAMA_INDEX_SPAN_TYPES
+from .schemas import KEEP_KEYS, LLAMA_INDEX_SPAN_TYPES
 
 if TYPE_CHECKING:
     from prefactor_core import PrefactorCoreClient, SchemaRegistry
@@ -92,6 +92,7 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
             client,
             sdk_entry=SDK_ENTRY,
             span_types=LLAMA_INDEX_SPAN_TYPES,
+            keep_keys=KEEP_KEYS,
             schema_prefix="llama-index",
             agent_name=agent_name or "llama-index-agent",
             agent_version_label=agent_version,

@@ -12,7 +12,25 @@ from .._shared.schema import (
 )
 from . import _kinds as k
 
-__all__ = ["LLAMA_INDEX_SPAN_TYPES"]
+__all__ = ["KEEP_KEYS", "LLAMA_INDEX_SPAN_TYPES"]
+
+KEEP_KEYS: frozenset[str] = frozenset(
+    {
+        "tools_used",
+        "llm_class",
+        "embed_class",
+        "engine",
+        "retriever",
+        "synthesizer",
+        "postprocessor",
+        "output_cls",
+        "workflow",
+        "input_event",
+        "output_event",
+        "node",
+    }
+)
+"""LlamaIndex's names kept as text when content is not captured (added to the core's own)."""
 
 _COMMON_RESULT: dict[str, FieldType] = {
     "error": ERROR_SCHEMA,

@@ -277,3 +277,20 @@ def test_span_types_of_a_user_registry_join_the_schema_version(local_server: Loc
         != handler.agent_schema_version["external_identifier"]
     )
     handler.close()
+
+
+def test_without_content_langgraph_names_stay_text_and_the_core_keeps_no_langgraph_names(
+    local_server: LocalServer,
+) -> None:
+    from prefactor_core.payloads import DEFAULT_KEEP_KEYS
+    from prefactor_integrations.langchain.schemas import KEEP_KEYS
+
+    handler = PrefactorCallbackHandler(make_client(local_server), capture_content=False)
+    make_agent().invoke({"messages": [("user", "What is 2 + 3?")]}, {"callbacks": [handler]})
+    handler.flush(timeout=10.0)
+
+    nodes = spans_of(local_server, "langchain:node")
+    assert {s["payload"]["node"] for s in nodes} == {"model", "tools"}
+    assert all(not s["payload"]["checkpoint_ns"].startswith("[") for s in nodes)  # not sized
+    # The framework's vocabulary comes from the adapter, not the framework-agnostic core.
+    assert not KEEP_KEYS & DEFAULT_KEEP_KEYS

@@ -28,7 +28,6 @@ DEFAULT_KEEP_KEYS: frozenset[str] = frozenset(
         "name",
         "tool_name",
         "tools",
-        "tools_used",
         "agent_name",
         "model",
         "model_name",
@@ -39,21 +38,7 @@ DEFAULT_KEEP_KEYS: frozenset[str] = frozenset(
         "type",
         "role",
         "class",
-        "llm_class",
-        "embed_class",
-        "engine",
-        "retriever",
-        "synthesizer",
-        "postprocessor",
-        "output_cls",
-        "workflow",
         "step",
-        "input_event",
-        "output_event",
-        "node",
-        "triggers",
-        "path",
-        "checkpoint_ns",
         "schema_name",
         # ids
         "id",
@@ -72,7 +57,8 @@ DEFAULT_KEEP_KEYS: frozenset[str] = frozenset(
         "timestamp",
     }
 )
-"""Keys whose short string values name or identify things rather than hold user content."""
+"""Keys whose short string values name or identify things rather than hold user content, in
+any framework; each adapter adds its own framework's names (``AdapterSetup.resolve``)."""
 
 
 @dataclass(frozen=True, eq=False)
