@@ -14,6 +14,7 @@ from .._shared.config import PrefactorConfigurationError
 from . import _quiet
 from .handler import PrefactorCallbackHandler
 from .instrument import ENV_TRACING, instrument, instrumented_handler, uninstrument
+from .middleware import PrefactorMiddleware
 from .schemas import LANGCHAIN_SPAN_TYPES
 
 _quiet.install()  # a termination reaches the caller without an "Error in ..." line first
@@ -23,6 +24,7 @@ __all__ = [
     "LANGCHAIN_SPAN_TYPES",
     "PrefactorCallbackHandler",
     "PrefactorConfigurationError",
+    "PrefactorMiddleware",
     "instrument",
     "instrumented_handler",
     "uninstrument",

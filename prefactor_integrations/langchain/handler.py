@@ -66,15 +66,18 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import LLMResult
 
-    from prefactor_core import PrefactorCoreClient, SchemaRegistry
+    from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
     from prefactor_http.models import InstancePurpose
 
-__all__ = ["PrefactorCallbackHandler"]
+__all__ = ["MIDDLEWARE_NAME", "PrefactorCallbackHandler"]
 
 logger = logging.getLogger("prefactor_integrations.langchain")
 
 SDK_ENTRY = f"prefactor-langchain@{__version__}"
 TAG_HIDDEN = "langsmith:hidden"
+# ``PrefactorMiddleware``'s hook nodes (``PrefactorMiddleware.before_agent``...): folded, so an
+# agent traced by this handler stores the same tree with or without the middleware.
+MIDDLEWARE_NAME = "PrefactorMiddleware"
 # LangGraph-internal runnables that carry no meaning for a reader of the trace.
 _PLUMBING_NAMES = frozenset(
     {"ChannelWrite", "ChannelRead", "RunnableCallable", "RunnableSeq", "_route", "_aroute"}
@@ -274,6 +277,13 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         _live_handlers.add(self)
 
     # -- public API --------------------------------------------------------------------------
+
+    @staticmethod
+    def create_client(config: PrefactorCoreConfig) -> PrefactorCoreClient:
+        """A ``PrefactorCoreClient`` for ``config`` that names this adapter in its SDK header."""
+        from prefactor_core import PrefactorCoreClient
+
+        return PrefactorCoreClient(config, sdk_header_entry=SDK_ENTRY)
 
     @property
     def client(self) -> PrefactorCoreClient:
@@ -761,7 +771,7 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
     ) -> bool:
         if tags and TAG_HIDDEN in tags:
             return True
-        if name in _PLUMBING_NAMES:
+        if name in _PLUMBING_NAMES or name.startswith(MIDDLEWARE_NAME + "."):
             return True
         # A LangGraph node runs [its own steps..., untraced channel writers, routers...] as one
         # sequence: a traced step that follows an untraced one is a conditional-edge router.
