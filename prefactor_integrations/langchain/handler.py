@@ -278,8 +278,8 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
 
     # -- public API --------------------------------------------------------------------------
 
-    @staticmethod
-    def create_client(config: PrefactorCoreConfig) -> PrefactorCoreClient:
+    @classmethod
+    def create_client(cls, config: PrefactorCoreConfig) -> PrefactorCoreClient:
         """A ``PrefactorCoreClient`` for ``config`` that names this adapter in its SDK header."""
         from prefactor_core import PrefactorCoreClient
 

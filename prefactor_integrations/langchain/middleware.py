@@ -157,8 +157,8 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         middleware._owns_client = True
         return middleware
 
-    @staticmethod
-    def create_client(config: PrefactorCoreConfig) -> PrefactorCoreClient:
+    @classmethod
+    def create_client(cls, config: PrefactorCoreConfig) -> PrefactorCoreClient:
         """A ``PrefactorCoreClient`` for ``config`` that names this adapter in its SDK header."""
         return PrefactorCallbackHandler.create_client(config)
 

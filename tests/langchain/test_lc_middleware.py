@@ -205,3 +205,21 @@ def test_the_published_import_name_gives_the_same_middleware() -> None:
     from prefactor_langchain import PrefactorMiddleware as Published
 
     assert Published is PrefactorMiddleware
+
+
+@pytest.mark.parametrize("owner", [PrefactorMiddleware, PrefactorCallbackHandler])
+async def test_create_client_names_the_adapter_in_the_sdk_header(
+    local_server: LocalServer, owner: type[PrefactorMiddleware] | type[PrefactorCallbackHandler]
+) -> None:
+    from prefactor_core import PrefactorCoreConfig
+    from prefactor_http._version import __version__
+    from prefactor_http.config import HttpClientConfig
+
+    http = HttpClientConfig(api_url=local_server.url, api_token=local_server.token)
+    client = owner.create_client(PrefactorCoreConfig(http_config=http))
+
+    assert client.tracer.sdk_header.startswith(f"prefactor-langchain@{__version__} ")
+    handler = PrefactorCallbackHandler(client, agent_name="test-agent")
+    make_agent().invoke(QUESTION, {"callbacks": [handler]})
+    assert traced(local_server, handler) == [AGENT_OUTLINE]
+    handler.close(timeout=5.0)
