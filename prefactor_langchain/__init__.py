@@ -3,6 +3,6 @@ PrefactorMiddleware`` keeps working (see ``prefactor_integrations.langchain``)."
 
 from __future__ import annotations
 
-from prefactor_integrations.langchain import PrefactorMiddleware
+from prefactor_integrations.langchain import LangChainToolSchemaConfig, PrefactorMiddleware
 
-__all__ = ["PrefactorMiddleware"]
+__all__ = ["LangChainToolSchemaConfig", "PrefactorMiddleware"]

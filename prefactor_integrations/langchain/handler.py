@@ -59,6 +59,7 @@ from ._control import (
     is_command,
 )
 from .schemas import AGENT, CHAIN, LANGCHAIN_SPAN_TYPES, LLM, NODE, RETRIEVER, TOOL
+from .tool_schemas import ToolSchemas, resolve_tool_schemas
 
 if TYPE_CHECKING:
     from langchain_core.agents import AgentAction, AgentFinish
@@ -221,6 +222,10 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
             ``cancelled`` (its end never came: an abandoned generator, a killed task).
         max_document_chars: retrieved document text is capped to this many characters.
         max_thread_links: size of the in-process ``thread_id`` -> last instance map.
+        tool_schemas: ``{tool name: LangChainToolSchemaConfig(span_type, input_schema)}`` (or
+            mappings with ``span_type``/``spanType`` and ``input_schema``/``inputSchema``):
+            those tools' spans get the span type ``langchain:tool:<name>``, registered with
+            ``input_schema`` as the schema of their ``inputs`` (the tool's arguments).
     """
 
     run_inline = True
@@ -244,12 +249,14 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         idle_timeout: float = 1800.0,
         max_document_chars: int = 2000,
         max_thread_links: int = 10_000,
+        tool_schemas: ToolSchemas | None = None,
     ) -> None:
         super().__init__()
+        self._tool_span_types, tool_specs = resolve_tool_schemas(tool_schemas)
         setup = AdapterSetup.resolve(
             client,
             sdk_entry=SDK_ENTRY,
-            span_types=LANGCHAIN_SPAN_TYPES,
+            span_types=LANGCHAIN_SPAN_TYPES + tool_specs,
             schema_prefix="langchain",
             agent_name=agent_name or "langchain-agent",
             agent_version_label=agent_version,
@@ -524,10 +531,14 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
     ) -> None:
         tool_name = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
         arguments: Any = dict(inputs) if inputs is not None else input_str
+        schema = self._tool_span_types.get(tool_name, TOOL)
         payload: dict[str, Any] = {
             "name": _run_name(serialized, kwargs, tool_name),
             "tool_name": tool_name,
-            "inputs": {"tool_name": tool_name, "arguments": arguments},
+            # A tool of its own span type: ``inputs`` are its arguments, as its schema says.
+            "inputs": arguments
+            if schema != TOOL
+            else {"tool_name": tool_name, "arguments": arguments},
         }
         description = (serialized or {}).get("description")
         if description:
@@ -535,7 +546,7 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         if kwargs.get("tool_call_id"):
             payload["tool_call_id"] = kwargs["tool_call_id"]
         self._decorate(payload, run_id, tags, metadata)
-        self._start_any(run_id, parent_run_id, TOOL, payload, tags, metadata, arguments)
+        self._start_any(run_id, parent_run_id, schema, payload, tags, metadata, arguments)
 
     @_guarded
     def on_tool_end(

@@ -28,6 +28,7 @@ from prefactor_core.exceptions import PrefactorTerminatedError
 
 from .._shared import push_span, remove_span
 from .handler import MIDDLEWARE_NAME, PrefactorCallbackHandler
+from .tool_schemas import ToolSchemas
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import ModelRequest, ModelResponse
@@ -80,7 +81,7 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         instance: not supported: every run gets an agent instance of its own.
         agent_id: the Prefactor agent.
         agent_name: display name of the agent version (default ``"langchain-agent"``).
-        tool_schemas: accepted for compatibility with the published middleware.
+        tool_schemas: span types of their own for chosen tools (as on the handler).
         environment_id: the Prefactor environment.
         schema_registry: span types of your own (as on the handler).
     """
@@ -91,7 +92,7 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         instance: Any = None,
         agent_id: str | None = None,
         agent_name: str | None = None,
-        tool_schemas: Any = None,
+        tool_schemas: ToolSchemas | None = None,
         *,
         environment_id: str | None = None,
         schema_registry: SchemaRegistry | None = None,
@@ -116,6 +117,7 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             agent_name=agent_name,
             environment_id=environment_id,
             schema_registry=schema_registry,
+            tool_schemas=tool_schemas,
         )
         self._client: PrefactorCoreClient | None = client
         self._owns_client = False
@@ -134,7 +136,7 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         environment_id: str | None = None,
         schema_registry: SchemaRegistry | None = None,
         include_langchain_schemas: bool = True,
-        tool_schemas: Any = None,
+        tool_schemas: ToolSchemas | None = None,
     ) -> PrefactorMiddleware:
         """A middleware with a client of its own for ``api_url`` / ``api_token``.
 
