@@ -223,3 +223,30 @@ async def test_create_client_names_the_adapter_in_the_sdk_header(
     make_agent().invoke(QUESTION, {"callbacks": [handler]})
     assert traced(local_server, handler) == [AGENT_OUTLINE]
     handler.close(timeout=5.0)
+
+
+async def test_runs_nest_under_the_span_given_to_set_parent_span(
+    local_server: LocalServer, middleware: PrefactorMiddleware
+) -> None:
+    client = middleware.handler.client
+    await client.initialize()
+    instance = await client.create_agent_instance(
+        agent_version={"name": "host", "external_identifier": "host-v1"}
+    )
+    await instance.start()
+    span_id = await instance.create_span("host:request", payload={"step": 1})
+    middleware.set_parent_span(span_id)
+
+    await make_agent(middleware=[middleware]).ainvoke(QUESTION)
+    middleware.set_parent_span(None)
+    await instance.finish_span(span_id)
+    await instance.finish()
+    await asyncio.to_thread(middleware.handler.flush, 10.0)
+    await client.close()
+
+    [stored] = instances(local_server)
+    assert stored["id"] == instance.id
+    spans = local_server.store.list_spans(instance.id)
+    root = next(s for s in spans if s["schema_name"] == "langchain:agent")
+    assert root["parent_span_id"] == span_id
+    assert outline([s for s in spans if s["schema_name"] != "host:request"]) == AGENT_OUTLINE
