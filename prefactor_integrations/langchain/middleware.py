@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["PrefactorMiddleware"]
 
 _ROOT_NAME = "LangGraph"  # what a handler agent's root run is called (the graph's name)
+# Runs whose end the middleware never sees (a graph that raised outside the model and tool calls,
+# a run another handler traces that failed) are dropped past this many, oldest first, and any
+# run whose root the handler has already ended.
+_PRUNE_ABOVE = 64
+_MAX_RUNS = 4096
 
 
 @dataclass
@@ -297,10 +302,12 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if any(isinstance(h, PrefactorCallbackHandler) for h in handlers):
             # One of our handlers already traces this run: it owns it.
             with self._lock:
+                self._prune()
                 self._runs[key] = _Run(control, None)
             return
         run = _Run(control, uuid4())
         with self._lock:
+            self._prune()
             self._runs[key] = run
         assert run.root_id is not None
         try:
@@ -389,6 +396,15 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self._forget(node.key)
         if node.run.root_id is not None:
             self._handler.on_chain_error(exc, run_id=node.run.root_id)
+
+    def _prune(self) -> None:
+        if len(self._runs) <= _PRUNE_ABOVE:
+            return
+        for key, run in list(self._runs.items()):
+            if run.root_id is not None and self._handler.instance_id_for_run(run.root_id) is None:
+                del self._runs[key]
+        for key in list(self._runs)[: max(0, len(self._runs) - _MAX_RUNS)]:
+            del self._runs[key]
 
     def _forget(self, key: int) -> _Run | None:
         with self._lock:
