@@ -250,3 +250,14 @@ async def test_runs_nest_under_the_span_given_to_set_parent_span(
     root = next(s for s in spans if s["schema_name"] == "langchain:agent")
     assert root["parent_span_id"] == span_id
     assert outline([s for s in spans if s["schema_name"] != "host:request"]) == AGENT_OUTLINE
+
+
+async def test_concurrent_runs_are_kept_apart(
+    local_server: LocalServer, middleware: PrefactorMiddleware
+) -> None:
+    agent = make_agent(middleware=[middleware])
+    await asyncio.gather(*(agent.ainvoke(QUESTION) for _ in range(3)))
+    agent.batch([QUESTION, QUESTION])
+
+    assert traced(local_server, middleware.handler) == [AGENT_OUTLINE] * 5
+    assert middleware.handler.stats()["open_runs"] == 0
