@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from _lc_models import AGENT_OUTLINE, ANSWER, make_agent
+from _lc_models import AGENT_OUTLINE, ANSWER, ChatScripted, make_agent
 from _lc_support import instances, make_client, outline, traced
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
@@ -260,4 +260,19 @@ async def test_concurrent_runs_are_kept_apart(
     agent.batch([QUESTION, QUESTION])
 
     assert traced(local_server, middleware.handler) == [AGENT_OUTLINE] * 5
+    assert middleware.handler.stats()["open_runs"] == 0
+
+
+async def test_a_failing_model_fails_the_run_and_reaches_the_caller_unchanged(
+    local_server: LocalServer, middleware: PrefactorMiddleware
+) -> None:
+    error = RuntimeError("provider down")
+    model = ChatScripted(tool_name="add", fail_with=error)
+
+    with pytest.raises(RuntimeError) as caught:
+        await make_agent(model=model, middleware=[middleware]).ainvoke(QUESTION)
+
+    assert caught.value is error
+    [tree] = traced(local_server, middleware.handler, status="failed")
+    assert tree == "langchain:agent LangGraph\n  langchain:node model\n    langchain:llm scripted-1"
     assert middleware.handler.stats()["open_runs"] == 0
