@@ -59,7 +59,7 @@ from ._control import (
     is_command,
 )
 from .schemas import AGENT, CHAIN, LANGCHAIN_SPAN_TYPES, LLM, NODE, RETRIEVER, TOOL
-from .tool_schemas import ToolSchemas, resolve_tool_schemas
+from .tool_schemas import ToolSchemas, check_registry, resolve_tool_schemas
 
 if TYPE_CHECKING:
     from langchain_core.agents import AgentAction, AgentFinish
@@ -253,6 +253,10 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
     ) -> None:
         super().__init__()
         self._tool_span_types, tool_specs = resolve_tool_schemas(tool_schemas)
+        client_config = getattr(client, "config", None)
+        check_registry(
+            schema_registry or getattr(client_config, "schema_registry", None), tool_specs
+        )
         setup = AdapterSetup.resolve(
             client,
             sdk_entry=SDK_ENTRY,

@@ -13,6 +13,7 @@ from .schemas import LANGCHAIN_SPAN_TYPES, TOOL
 __all__ = [
     "LangChainToolSchemaConfig",
     "ToolSchemas",
+    "check_registry",
     "normalize_tool_span_type",
     "resolve_tool_schemas",
 ]
@@ -108,3 +109,22 @@ def _tool_spec(generic: SpanTypeSpec, tool: str, config: LangChainToolSchemaConf
         params_schema=params,
         result_schema=dict(_RESULT_SCHEMA),
     )
+
+
+def check_registry(registry: Any, specs: tuple[SpanTypeSpec, ...]) -> None:
+    """``ValueError`` if ``registry`` (a ``SchemaRegistry`` or None) already has one of these
+    span types with other schemas (its entry would win, and the tool's schema be lost)."""
+    if registry is None or not specs:
+        return
+    existing = {e["name"]: e for e in registry.collections().get("span_type_schemas", [])}
+    for spec in specs:
+        entry = existing.get(spec.name)
+        if entry is None:
+            continue
+        if entry.get("params_schema") != dict(spec.params_schema) or entry.get(
+            "result_schema"
+        ) != dict(spec.result_schema or {}):
+            raise ValueError(
+                f"Span type {spec.name!r} is already registered with a different "
+                "params_schema or result_schema."
+            )

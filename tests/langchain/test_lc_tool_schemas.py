@@ -129,3 +129,22 @@ def test_bad_tool_schemas_are_refused_with_the_field_named(local_server: LocalSe
         PrefactorCallbackHandler(client, tool_schemas={"add": "math"})
     with pytest.raises(TypeError, match=r"^tool_schemas\['add'\]\.input_schema must be"):
         PrefactorCallbackHandler(client, tool_schemas={"add": {"span_type": "math"}})
+
+
+def test_a_registry_with_another_schema_for_the_span_type_is_refused(
+    local_server: LocalServer,
+) -> None:
+    from prefactor_core import SchemaRegistry
+
+    registry = SchemaRegistry()
+    registry.register_type("langchain:tool:calculator", params_schema={"type": "object"})
+    with pytest.raises(ValueError) as caught:
+        PrefactorCallbackHandler(
+            make_client(local_server),
+            schema_registry=registry,
+            tool_schemas={"add": {"span_type": "calculator", "input_schema": ADD_INPUTS}},
+        )
+    assert str(caught.value) == (
+        "Span type 'langchain:tool:calculator' is already registered with a different "
+        "params_schema or result_schema."
+    )
