@@ -116,6 +116,12 @@ class PrefactorMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 "Provide either 'client' or 'instance', or build the middleware with "
                 "PrefactorMiddleware.from_config(api_url=..., api_token=...)."
             )
+        from prefactor_core import PrefactorCoreClient
+
+        if not isinstance(client, PrefactorCoreClient):
+            raise TypeError(
+                f"client must be a prefactor_core.PrefactorCoreClient; got {type(client).__name__}"
+            )
         self._handler = PrefactorCallbackHandler(
             client,
             agent_id=agent_id,

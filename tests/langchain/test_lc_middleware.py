@@ -112,6 +112,10 @@ def test_constructor_errors_name_the_alternative(local_server: LocalServer) -> N
         "Provide either 'client' or 'instance', or build the middleware with "
         "PrefactorMiddleware.from_config(api_url=..., api_token=...)."
     )
+    with pytest.raises(
+        TypeError, match=r"^client must be a prefactor_core.PrefactorCoreClient; got str$"
+    ):
+        PrefactorMiddleware(client="http://localhost")  # type: ignore[arg-type]
     with pytest.raises(ValueError) as instance:
         PrefactorMiddleware(instance=object())
     assert str(instance.value) == (
