@@ -280,3 +280,16 @@ async def test_a_failing_model_fails_the_run_and_reaches_the_caller_unchanged(
     [tree] = traced(local_server, middleware.handler, status="failed")
     assert tree == "langchain:agent LangGraph\n  langchain:node model\n    langchain:llm scripted-1"
     assert middleware.handler.stats()["open_runs"] == 0
+
+
+def test_a_streamed_middleware_run_stores_the_same_tree(
+    local_server: LocalServer, middleware: PrefactorMiddleware
+) -> None:
+    chunks = list(make_agent(middleware=[middleware]).stream(QUESTION, stream_mode="messages"))
+
+    assert chunks
+    assert traced(local_server, middleware.handler) == [AGENT_OUTLINE]
+    spans = local_server.store.list_spans(instances(local_server)[0]["id"])
+    llms = [s for s in spans if s["schema_name"] == "langchain:llm"]
+    assert len(llms) == 2
+    assert all(s["result_payload"]["streaming"]["chunks"] > 1 for s in llms)
