@@ -293,3 +293,18 @@ def test_a_streamed_middleware_run_stores_the_same_tree(
     llms = [s for s in spans if s["schema_name"] == "langchain:llm"]
     assert len(llms) == 2
     assert all(s["result_payload"]["streaming"]["chunks"] > 1 for s in llms)
+
+
+def test_an_instrumented_process_traces_a_middleware_agent_once(
+    local_server: LocalServer, middleware: PrefactorMiddleware, handler: PrefactorCallbackHandler
+) -> None:
+    from prefactor_integrations.langchain import instrument, uninstrument
+
+    instrument(handler)
+    try:
+        make_agent(middleware=[middleware]).invoke(QUESTION)
+    finally:
+        uninstrument()
+
+    assert traced(local_server, handler) == [AGENT_OUTLINE]
+    assert middleware.handler.stats()["open_runs"] == 0
