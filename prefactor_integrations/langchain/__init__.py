@@ -14,15 +14,19 @@ from .._shared.config import PrefactorConfigurationError
 from . import _quiet
 from .handler import PrefactorCallbackHandler
 from .instrument import ENV_TRACING, instrument, instrumented_handler, uninstrument
+from .middleware import PrefactorMiddleware
 from .schemas import LANGCHAIN_SPAN_TYPES
+from .tool_schemas import LangChainToolSchemaConfig
 
 _quiet.install()  # a termination reaches the caller without an "Error in ..." line first
 
 __all__ = [
     "ENV_TRACING",
     "LANGCHAIN_SPAN_TYPES",
+    "LangChainToolSchemaConfig",
     "PrefactorCallbackHandler",
     "PrefactorConfigurationError",
+    "PrefactorMiddleware",
     "instrument",
     "instrumented_handler",
     "uninstrument",

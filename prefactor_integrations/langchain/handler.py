@@ -58,6 +58,7 @@ from ._control import (
     is_command,
 )
 from .schemas import AGENT, CHAIN, KEEP_KEYS, LANGCHAIN_SPAN_TYPES, LLM, NODE, RETRIEVER, TOOL
+from .tool_schemas import ToolSchemas, check_registry, resolve_tool_schemas
 
 if TYPE_CHECKING:
     from langchain_core.agents import AgentAction, AgentFinish
@@ -65,15 +66,18 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import LLMResult
 
-    from prefactor_core import PrefactorCoreClient, SchemaRegistry
+    from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
     from prefactor_http.models import InstancePurpose
 
-__all__ = ["PrefactorCallbackHandler"]
+__all__ = ["MIDDLEWARE_NAME", "PrefactorCallbackHandler"]
 
 logger = logging.getLogger("prefactor_integrations.langchain")
 
 SDK_ENTRY = f"prefactor-langchain@{__version__}"
 TAG_HIDDEN = "langsmith:hidden"
+# ``PrefactorMiddleware``'s hook nodes (``PrefactorMiddleware.before_agent``...): folded, so an
+# agent traced by this handler stores the same tree with or without the middleware.
+MIDDLEWARE_NAME = "PrefactorMiddleware"
 # LangGraph-internal runnables that carry no meaning for a reader of the trace.
 _PLUMBING_NAMES = frozenset(
     {"ChannelWrite", "ChannelRead", "RunnableCallable", "RunnableSeq", "_route", "_aroute"}
@@ -217,6 +221,10 @@ class PrefactorCallbackHandler(GraphHandlerBase):
             ``cancelled`` (its end never came: an abandoned generator, a killed task).
         max_document_chars: retrieved document text is capped to this many characters.
         max_thread_links: size of the in-process ``thread_id`` -> last instance map.
+        tool_schemas: ``{tool name: LangChainToolSchemaConfig(span_type, input_schema)}`` (or
+            mappings with ``span_type``/``spanType`` and ``input_schema``/``inputSchema``):
+            those tools' spans get the span type ``langchain:tool:<name>``, registered with
+            ``input_schema`` as the schema of their ``inputs`` (the tool's arguments).
     """
 
     run_inline = True
@@ -240,12 +248,18 @@ class PrefactorCallbackHandler(GraphHandlerBase):
         idle_timeout: float = 1800.0,
         max_document_chars: int = 2000,
         max_thread_links: int = 10_000,
+        tool_schemas: ToolSchemas | None = None,
     ) -> None:
         super().__init__()
+        self._tool_span_types, tool_specs = resolve_tool_schemas(tool_schemas)
+        client_config = getattr(client, "config", None)
+        check_registry(
+            schema_registry or getattr(client_config, "schema_registry", None), tool_specs
+        )
         setup = AdapterSetup.resolve(
             client,
             sdk_entry=SDK_ENTRY,
-            span_types=LANGCHAIN_SPAN_TYPES,
+            span_types=LANGCHAIN_SPAN_TYPES + tool_specs,
             keep_keys=KEEP_KEYS,
             schema_prefix="langchain",
             agent_name=agent_name or "langchain-agent",
@@ -274,6 +288,13 @@ class PrefactorCallbackHandler(GraphHandlerBase):
         _live_handlers.add(self)
 
     # -- public API --------------------------------------------------------------------------
+
+    @classmethod
+    def create_client(cls, config: PrefactorCoreConfig) -> PrefactorCoreClient:
+        """A ``PrefactorCoreClient`` for ``config`` that names this adapter in its SDK header."""
+        from prefactor_core import PrefactorCoreClient
+
+        return PrefactorCoreClient(config, sdk_header_entry=SDK_ENTRY)
 
     @property
     def client(self) -> PrefactorCoreClient:
@@ -548,10 +569,14 @@ class PrefactorCallbackHandler(GraphHandlerBase):
     ) -> None:
         tool_name = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
         arguments: Any = dict(inputs) if inputs is not None else input_str
+        schema = self._tool_span_types.get(tool_name, TOOL)
         payload: dict[str, Any] = {
             "name": _run_name(serialized, kwargs, tool_name),
             "tool_name": tool_name,
-            "inputs": {"tool_name": tool_name, "arguments": arguments},
+            # A tool of its own span type: ``inputs`` are its arguments, as its schema says.
+            "inputs": arguments
+            if schema != TOOL
+            else {"tool_name": tool_name, "arguments": arguments},
         }
         description = (serialized or {}).get("description")
         if description:
@@ -559,7 +584,7 @@ class PrefactorCallbackHandler(GraphHandlerBase):
         if kwargs.get("tool_call_id"):
             payload["tool_call_id"] = kwargs["tool_call_id"]
         self._decorate(payload, run_id, tags, metadata)
-        self._start_any(run_id, parent_run_id, TOOL, payload, tags, metadata, arguments)
+        self._start_any(run_id, parent_run_id, schema, payload, tags, metadata, arguments)
 
     @_guarded
     def on_tool_end(
@@ -795,7 +820,7 @@ class PrefactorCallbackHandler(GraphHandlerBase):
     ) -> bool:
         if tags and TAG_HIDDEN in tags:
             return True
-        if name in _PLUMBING_NAMES:
+        if name in _PLUMBING_NAMES or name.startswith(MIDDLEWARE_NAME + "."):
             return True
         # A LangGraph node runs [its own steps..., untraced channel writers, routers...] as one
         # sequence: a traced step that follows an untraced one is a conditional-edge router.

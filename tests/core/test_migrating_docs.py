@@ -41,10 +41,10 @@ def project_name() -> str:
 
 
 def test_the_page_has_an_example_for_each_published_package() -> None:
-    assert set(examples()) == {"prefactor-core", "prefactor-http"}
+    assert set(examples()) == {"prefactor-core", "prefactor-http", "prefactor-langchain"}
 
 
-@pytest.mark.parametrize("package", ["prefactor-core", "prefactor-http"])
+@pytest.mark.parametrize("package", ["prefactor-core", "prefactor-http", "prefactor-langchain"])
 def test_the_migration_is_one_dependency_line(package: str) -> None:
     _, diff = examples()[package]
     removed = [line[1:] for line in diff.splitlines() if line.startswith("-")]
@@ -85,3 +85,22 @@ def test_the_published_http_example_is_stored_as_written(
         ("active", {"step": 2}),
     ]
     assert spans[0]["result_payload"] == {"ok": True}
+
+
+def test_the_published_middleware_example_stores_one_instance_per_run(
+    local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_example("prefactor-langchain", local_server, monkeypatch)
+    stored = sorted(local_server.store.list_instances(), key=lambda i: i["started_at"])
+    assert [i["status"] for i in stored] == ["complete", "complete"]
+    replies = []
+    for instance in stored:
+        spans = sorted(local_server.store.list_spans(instance["id"]), key=lambda s: s["started_at"])
+        assert [s["schema_name"] for s in spans] == [
+            "langchain:agent",
+            "langchain:node",
+            "langchain:llm",
+        ]
+        assert all(s["status"] == "complete" for s in spans)
+        replies.append(spans[2]["result_payload"]["outputs"]["messages"][0]["content"])
+    assert replies == ["Hello!", "Hello again!"]

@@ -113,12 +113,15 @@ def add(a: int, b: int) -> int:
 
 
 def make_agent(
-    *, tools: Sequence[BaseTool] | None = None, model: BaseChatModel | None = None
+    *,
+    tools: Sequence[BaseTool] | None = None,
+    model: BaseChatModel | None = None,
+    middleware: Sequence[Any] = (),
 ) -> Any:
     """``langchain.agents.create_agent`` with the scripted model calling the first tool."""
     tools = list(tools) if tools is not None else [add]
     model = model or ChatScripted(tool_name=tools[0].name if tools else None)
-    return create_agent(model, tools)
+    return create_agent(model, tools, middleware=list(middleware))
 
 
 AGENT_OUTLINE = """\
