@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,11 +84,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `prefactor-local` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return serve(args, parser)
-    if args.command == "show":
-        return show(args)
-    return print_token(args)
+    try:
+        if args.command == "serve":
+            return serve(args, parser)
+        if args.command == "show":
+            return show(args)
+        return print_token(args)
+    except sqlite3.DatabaseError as exc:
+        _fail(_database_problem(args.db, exc))
+        return 1
+
+
+def _fail(message: str) -> None:
+    print(f"prefactor-local: {message}", file=sys.stderr)
+
+
+def _database_problem(db: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line saying why `--db` cannot be used."""
+    if db.is_dir():
+        return f"--db {db} is a directory, not a database file"
+    return f"--db {db} is not a prefactor-local database ({exc})"
 
 
 def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -193,8 +209,18 @@ def show(args: argparse.Namespace) -> int:
         from prefactor_local.waterfall import render_html_page
 
         path: Path = args.html
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html_page(traces), encoding="utf-8")
+        if path.is_dir():
+            _fail(f"--html {path} is a directory; give a file name, e.g. {path / 'trace.html'}")
+            return 1
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_html_page(traces), encoding="utf-8")
+        except (FileExistsError, NotADirectoryError) as exc:
+            _fail(f"cannot write --html {path}: {exc.filename} is not a directory")
+            return 1
+        except OSError as exc:
+            _fail(f"cannot write --html {path}: {exc.strerror or exc}")
+            return 1
         print(f"Wrote {len(traces)} trace{'' if len(traces) == 1 else 's'} to {path.resolve()}")
     elif args.json:
         print(json.dumps([trace.to_dict() for trace in traces], indent=2))
