@@ -9,7 +9,6 @@ Starlette's thread pool. Injected latency and hangs are `asyncio` sleeps either 
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from prefactor_local.errors import ApiError, validation_error
 from prefactor_local.faults import FaultConfig, FaultInjector
+from prefactor_local.json_body import parse_json_body
 from prefactor_local.recording import RequestRecorder
 from prefactor_local.service import Service
 from prefactor_local.store import TraceStore
@@ -33,10 +33,6 @@ DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class LocalApp:
@@ -97,7 +93,7 @@ class LocalApp:
     # -- plumbing ---------------------------------------------------------------------------
 
     async def read_json(self, request: Request, *, optional: bool) -> Any:
-        """The parsed body; 413 past the size limit, 400 for malformed JSON."""
+        """The parsed body; 413 past the size limit, 400 for malformed JSON (see `json_body`)."""
         limit = self.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -128,10 +124,7 @@ class LocalApp:
             if optional:
                 return None
             raise validation_error({"body": ["is required"]})
-        try:
-            return json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+        return parse_json_body(body)
 
     def _mutation(
         self, call: Callable[..., dict[str, Any]], *, path_param: str | None, optional: bool

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-bulk", action="store_true", help="serve no /api/v1/bulk endpoint (answers 404)"
     )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections at once (default: the open-file limit less a reserve, at most "
+        "1000); at the limit the longest-idle one is closed, else the new one gets a 503",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time for a new connection to send its request head (default: 10; then 408)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="time for a request body to arrive once its head has (default: 30)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=int,
+        default=5,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after this long (default: 5)",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
 
@@ -83,11 +112,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `prefactor-local` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return serve(args, parser)
-    if args.command == "show":
-        return show(args)
-    return print_token(args)
+    try:
+        if args.command == "serve":
+            return serve(args, parser)
+        if args.command == "show":
+            return show(args)
+        return print_token(args)
+    except sqlite3.DatabaseError as exc:
+        _fail(_database_problem(args.db, exc))
+        return 1
+
+
+def _fail(message: str) -> None:
+    print(f"prefactor-local: {message}", file=sys.stderr)
+
+
+def _database_problem(db: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line saying why `--db` cannot be used."""
+    if db.is_dir():
+        return f"--db {db} is a directory, not a database file"
+    return f"--db {db} is not a prefactor-local database ({exc})"
 
 
 def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -95,6 +139,7 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import uvicorn
 
     from prefactor_local.app import LocalApp
+    from prefactor_local.connections import ConnectionLimits
     from prefactor_local.server import bind_socket, format_url, resolve_token, uvicorn_config
 
     faults = None
@@ -105,6 +150,15 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"--faults: {exc}")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
+    try:
+        limits = ConnectionLimits(
+            max_connections=args.max_connections,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+        )
+    except ValueError as exc:
+        parser.error(f"--{str(exc).split(' ', 1)[0].replace('_', '-')}: {exc}")
     store = TraceStore(args.db).open()
     given = args.token or os.environ.get("PREFACTOR_API_TOKEN") or None
     source = "--token" if args.token else "PREFACTOR_API_TOKEN" if given else None
@@ -136,7 +190,9 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     agent = os.environ.get("PREFACTOR_AGENT_ID", "").strip() or DEFAULT_AGENT_ID
     print(f"  export PREFACTOR_AGENT_ID={agent}  # any id: unknown agents are created on first use")
     sys.stdout.flush()
-    config = uvicorn_config(app, log_level=args.log_level, access_log=not args.no_access_log)
+    config = uvicorn_config(
+        app, log_level=args.log_level, access_log=not args.no_access_log, limits=limits
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
@@ -193,8 +249,18 @@ def show(args: argparse.Namespace) -> int:
         from prefactor_local.waterfall import render_html_page
 
         path: Path = args.html
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html_page(traces), encoding="utf-8")
+        if path.is_dir():
+            _fail(f"--html {path} is a directory; give a file name, e.g. {path / 'trace.html'}")
+            return 1
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_html_page(traces), encoding="utf-8")
+        except (FileExistsError, NotADirectoryError) as exc:
+            _fail(f"cannot write --html {path}: {exc.filename} is not a directory")
+            return 1
+        except OSError as exc:
+            _fail(f"cannot write --html {path}: {exc.strerror or exc}")
+            return 1
         print(f"Wrote {len(traces)} trace{'' if len(traces) == 1 else 's'} to {path.resolve()}")
     elif args.json:
         print(json.dumps([trace.to_dict() for trace in traces], indent=2))

@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from prefactor_local.app import DEFAULT_MAX_BODY_BYTES, LocalApp
+from prefactor_local.connections import ConnectionLimits, guarded_protocol
+from prefactor_local.connections import NoDelayHTTPProtocol as NoDelayHTTPProtocol
 from prefactor_local.faults import FaultConfig
 from prefactor_local.recording import RecordedRequest
 from prefactor_local.store import TraceStore
@@ -28,24 +29,6 @@ TOKEN_META_KEY = "api_token"
 DEFAULT_DB_PATH = Path(".prefactor") / "local.db"
 DEFAULT_PORT = 8787
 HEALTH_PATH = "/api/v1/_admin/health"
-
-
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off.
-
-    Accepted sockets do not always inherit TCP_NODELAY, and uvicorn writes the head and the body
-    of a response separately, so without this every keep-alive request waits for the client's
-    delayed ACK (about 40 ms).
-    """
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        super().connection_made(transport)
 
 
 class _PromptServer(uvicorn.Server):
@@ -79,11 +62,15 @@ class _PromptServer(uvicorn.Server):
                 pass
 
 
-def uvicorn_config(app: LocalApp, *, log_level: str, access_log: bool) -> uvicorn.Config:
+def uvicorn_config(
+    app: LocalApp, *, log_level: str, access_log: bool, limits: ConnectionLimits | None = None
+) -> uvicorn.Config:
     """The uvicorn settings shared by `LocalServer` and `prefactor-local serve`."""
+    limits = limits or ConnectionLimits()
     return uvicorn.Config(
         app,
-        http=NoDelayHTTPProtocol,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_timeout,
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
@@ -146,6 +133,7 @@ class LocalServer:
     Use as a context manager, or call `start()` / `stop()`. `restart()` comes back on the same
     port with the same database (for outage tests). `db_path=None` uses a fresh temporary file
     that `stop()` removes. `bulk=False` serves no `/api/v1/bulk` (404), as some servers do.
+    `connection_limits` bounds connections and how long a request may take to arrive.
     """
 
     def __init__(
@@ -159,8 +147,10 @@ class LocalServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_level: str = "warning",
         bulk: bool = True,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         self.host = host
+        self.connection_limits = connection_limits or ConnectionLimits()
         self.bulk = bulk
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -207,7 +197,9 @@ class LocalServer:
             max_body_bytes=self.max_body_bytes,
             bulk=self.bulk,
         )
-        config = uvicorn_config(app, log_level=self.log_level, access_log=False)
+        config = uvicorn_config(
+            app, log_level=self.log_level, access_log=False, limits=self.connection_limits
+        )
         server = _PromptServer(config)
         self._app, self._server, self._error = app, server, None
         thread = threading.Thread(

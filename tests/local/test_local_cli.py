@@ -267,3 +267,34 @@ def test_show_errors(
     assert main(["show", "nope", "--db", str(filled[0])]) == 1
     assert "nope" in capsys.readouterr().err
     assert main(["token", "--db", str(tmp_path / "none.db")]) == 1
+
+
+@pytest.mark.parametrize("command", ["show", "token", "serve"])
+def test_a_db_that_is_not_a_database_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    (tmp_path / "folder").mkdir()
+    extra = ["--port", "0"] if command == "serve" else []
+    for db, message in [
+        ("notes.txt", "--db notes.txt is not a prefactor-local database (file is not a database)"),
+        ("folder", "--db folder is a directory, not a database file"),
+    ]:
+        result = run_cli(command, "--db", db, *extra, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr == f"prefactor-local: {message}\n"
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n"
+
+
+def test_html_pointed_at_a_directory_is_one_clear_line(
+    tmp_path: Path, filled: tuple[Path, list[str]]
+) -> None:
+    db = str(filled[0])
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    for target, message in [
+        ("pages", "--html pages is a directory; give a file name, e.g. pages/trace.html"),
+        ("notes.txt/t.html", "cannot write --html notes.txt/t.html: notes.txt is not a directory"),
+    ]:
+        result = run_cli("show", "--db", db, "--html", target, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr == f"prefactor-local: {message}\n"
+        assert result.stdout == ""

@@ -180,6 +180,54 @@ def test_malformed_json_is_400(api: Api) -> None:
     assert_error(nan, 400, "invalid_json")
 
 
+def _raw_span(api: Api, instance_id: str, payload: str) -> httpx.Response:
+    body = (
+        f'{{"details": {{"agent_instance_id": "{instance_id}", "schema_name": "test:x", '
+        f'"status": "active", "idempotency_key": "{uuid.uuid4()}", "payload": {payload}}}}}'
+    )
+    return api.http.post(
+        "/api/v1/agent_spans",
+        content=body.encode("utf-8", "surrogatepass"),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        # Far past the parser's own recursion limit: a bracket bomb of a million levels.
+        ('{"a": ' + "[" * 1_000_000 + "]" * 1_000_000 + "}", "nesting deeper than 128 levels"),
+        ('{"a": ' + '{"b": ' * 3000 + "1" + "}" * 3000 + "}", "nesting deeper than 128 levels"),
+        ('{"a": ' + "[" * 500 + "]" * 500 + "}", "nesting deeper than 128 levels"),
+        ('{"text": "\\ud800"}', "lone surrogate \\ud800 in a string"),
+        ('{"\\udfff": 1}', "lone surrogate \\udfff in a string"),
+        ('{"text": "\ud83d"}', "lone surrogate \\ud83d in a string"),  # as raw bytes
+        ('{"n": 1e999}', "number 1e999 is out of range"),
+        ('{"n": ' + "9" * 5000 + "}", "integer string conversion"),
+    ],
+    ids=[
+        "bracket-bomb",
+        "deep-objects",
+        "deep-arrays",
+        "escaped-surrogate",
+        "surrogate-key",
+        "raw-surrogate",
+        "infinite-number",
+        "huge-integer",
+    ],
+)
+def test_bodies_the_server_cannot_store_are_400(api: Api, payload: str, message: str) -> None:
+    instance = api.started()
+    error = assert_error(_raw_span(api, instance["id"], payload), 400, "invalid_json")
+    assert error["message"].startswith("Request body is not valid JSON: ")
+    assert message in error["message"]
+    assert api.get(f"/api/v1/agent_instance/{instance['id']}").status_code == 200
+    nested = "[" * 120 + "]" * 120  # within the limit: stored and read back
+    assert _raw_span(api, instance["id"], f'{{"a": {nested}}}').status_code == 200
+    listed = api.get("/api/v1/agent_spans", params={"agent_instance_id": instance["id"]})
+    assert listed.status_code == 200
+
+
 def test_bodies_over_the_limit_are_413(tmp_path: Path) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(50):
