@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from prefactor_core.fields import check_bool
 from prefactor_core.validation import PURPOSES
 
 from .config import resolve_agent_id, resolve_client, resolve_environment_id
@@ -102,8 +103,10 @@ class AdapterSetup:
         ``use_client_registry`` the client configuration's registry is used when none is given.
         ``capture_content=False`` and ``mask`` are applied on top of the client's own payload
         policy (texts then become sizes; names, ids and numbers stay). Raises ``ValueError`` for
-        an unknown ``purpose``, here rather than inside every run.
+        an unknown ``purpose`` and ``TypeError`` for a ``capture_content`` that is not a bool,
+        here rather than inside every run.
         """
+        check_bool("capture_content", capture_content)
         if purpose is not None and purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
         core_client = resolve_client(client, sdk_entry=sdk_entry)

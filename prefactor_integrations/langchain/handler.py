@@ -30,6 +30,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from prefactor_core.exceptions import PrefactorTerminatedError
+from prefactor_core.fields import check_int, check_seconds
 from prefactor_http._version import __version__
 
 from .._shared import (
@@ -243,6 +244,10 @@ class PrefactorCallbackHandler(BaseCallbackHandler):
         max_thread_links: int = 10_000,
     ) -> None:
         super().__init__()
+        check_int("max_open_runs", max_open_runs, 1, 1_000_000)
+        check_seconds("idle_timeout", idle_timeout, 0, 7 * 86_400)
+        check_int("max_document_chars", max_document_chars, 0, 10_000_000)
+        check_int("max_thread_links", max_thread_links, 1, 10_000_000)
         setup = AdapterSetup.resolve(
             client,
             sdk_entry=SDK_ENTRY,

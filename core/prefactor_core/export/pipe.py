@@ -62,6 +62,7 @@ from prefactor_core.payloads import EXACT_POLICY, PayloadPolicy, prepare_json
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.validation import FINISH_STATUSES
 from prefactor_http.config import HttpClientConfig
+from prefactor_http.redirects import redirect_message
 from prefactor_http.retry import RetryPolicy
 
 __all__ = ["ClientExport", "Pipe"]
@@ -560,7 +561,9 @@ class Pipe:
         """A failure no repeat can mend: give the items up, with one line per kind."""
         why = _describe(reply)
         if 300 <= reply.status < 400:
-            why = f"redirected to {reply.location or 'an unknown location'} (HTTP {reply.status})"
+            why = redirect_message(reply.location, reply.status)
+        for owner in {item.owner for item in items}:
+            owner.last_error = why
         for item in items:
             if item.state == SENDING:
                 self._fail(item, why)
