@@ -1,11 +1,13 @@
-"""Refusing misspelled option names, with the closest known name as a suggestion."""
+"""Checks of option values at the API boundary: known names (with the closest as a suggestion),
+real booleans, bounded numbers, and boolean environment variables."""
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
-__all__ = ["check_bool", "check_int", "check_known_fields", "check_seconds"]
+__all__ = ["check_bool", "check_int", "check_known_fields", "check_seconds", "env_bool"]
 
 
 def check_known_fields(owner: str, given: Iterable[str], known: Iterable[str]) -> None:
@@ -45,3 +47,23 @@ def check_seconds(name: str, value: object, low: float, high: float) -> float:
             f"{name} must be a number of seconds from {low:g} to {high:g}, got {value!r}"
         )
     return float(value)
+
+
+_ENV_TRUE = frozenset({"1", "true", "yes", "on"})
+_ENV_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def env_bool(variable: str, default: bool) -> bool:
+    """Environment variable ``variable`` as a bool: 1/true/yes/on or 0/false/no/off (any case),
+    ``default`` when unset or empty; anything else raises `ValueError` naming the variable."""
+    text = os.environ.get(variable, "").strip().lower()
+    if not text:
+        return default
+    if text in _ENV_TRUE:
+        return True
+    if text in _ENV_FALSE:
+        return False
+    raise ValueError(
+        f"environment variable {variable} must be 1, true, yes or on (or 0, false, no, off), "
+        f"got {os.environ[variable]!r}"
+    )
