@@ -273,8 +273,8 @@ class Pipe:
             item = Item(op, op.idempotency_key or _key(op), run, owner)
         self.bytes += item.size
         failed = self.ordering.add(item)
-        for lost in failed:
-            self._settle(lost, ok=False)
+        for lost in failed:  # its run's register failed before: a knock-on, not a refusal
+            self._settle(lost, ok=False, skipped=True)
         if not failed:
             if not self._arrived:
                 self._oldest = time.monotonic()
@@ -571,14 +571,19 @@ class Pipe:
     def _fail(self, item: Item, why: str | None) -> None:
         if why is not None:
             self._log_once(item.kind.name, "was refused", why)
-        failed = [item, *self.ordering.fail(item)] if item.state != FAILED else [item]
-        for lost in failed:
-            self._settle(lost, ok=False)
+        knock_on = self.ordering.fail(item) if item.state != FAILED else []
+        self._settle(item, ok=False)
+        for lost in knock_on:
+            self._settle(lost, ok=False, skipped=True)
 
-    def _settle(self, item: Item, *, ok: bool) -> None:
+    def _settle(self, item: Item, *, ok: bool, skipped: bool = False) -> None:
+        """Count ``item`` settled: sent, failed, or ``skipped`` (given up because an operation it
+        depends on was lost)."""
         counters = item.owner.counters
         if ok:
             counters.sent += 1
+        elif skipped:
+            counters.skipped += item.ops
         else:
             counters.failed += item.ops
         counters.done += item.ops
@@ -791,26 +796,26 @@ class ClientExport:
             return True
         if get_exporter().in_export_thread():
             return False
-        failed = self.counters.failed
+        failed = self.counters.lost
         pipe.urgent(True)
         try:
             drained = pipe.buffer.join(timeout)
         finally:
             pipe.urgent(False)
-        return drained and self.counters.failed == failed
+        return drained and self.counters.lost == failed
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """`flush` without blocking the event loop."""
         pipe = self.pipe
         if pipe is None:
             return True
-        failed = self.counters.failed
+        failed = self.counters.lost
         pipe.urgent(True)
         try:
             drained = await pipe.buffer.wait_idle(timeout)
         finally:
             pipe.urgent(False)
-        return drained and self.counters.failed == failed
+        return drained and self.counters.lost == failed
 
     def stats(self) -> ExportStats:
         """Counters and health."""
