@@ -34,7 +34,7 @@ def core_config(local_server: LocalServer) -> Any:
             max_retry_delay=0.05,
         ),
         queue_config=QueueConfig(max_retries=2, retry_delay_base=0.01, shutdown_timeout=5.0),
-        termination_poll_interval=0.2,
+        termination_poll_interval=1.0,
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from prefactor_core.fields import check_known_fields
 from prefactor_core.payloads import PayloadPolicy
 from prefactor_http.config import HttpClientConfig
 
@@ -45,6 +46,25 @@ def _env(name: str, default: float, kind: type[int] | type[float]) -> Any:
 
 def _default(name: str, default: float, kind: type[int] | type[float] = int) -> Any:
     return Field(default_factory=lambda: _env(name, default, kind))
+
+
+MAX_SECONDS: dict[str, float] = {
+    "linger": 60.0,
+    "retry_budget": 86_400.0,
+    "shutdown_timeout": 300.0,
+    "retry_delay_base": 3_600.0,
+}
+"""The longest each duration of `QueueConfig` may be, in seconds (a day of retries at most;
+exit never waits more than five minutes)."""
+
+MIN_POLL_INTERVAL = 1.0
+MAX_POLL_INTERVAL = 3_600.0
+
+
+def _refuse_unknown(owner: type[BaseModel], data: Any) -> Any:
+    if isinstance(data, dict):
+        check_known_fields(owner.__name__, data, owner.model_fields)
+    return data
 
 
 class QueueConfig(BaseModel):
@@ -94,7 +114,12 @@ class QueueConfig(BaseModel):
     shutdown_timeout: float = _default("SHUTDOWN_TIMEOUT", 10.0, float)
     num_workers: int = Field(default=3, ge=1, le=20)
     max_retries: int = Field(default=3, ge=0)
-    retry_delay_base: float = Field(default=1.0, gt=0)
+    retry_delay_base: float = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        return _refuse_unknown(cls, data)
 
     @field_validator("max_buffered_operations", "max_buffered_bytes", "bulk_max_bytes")
     @classmethod
@@ -117,11 +142,19 @@ class QueueConfig(BaseModel):
             raise ValueError("must be between 1 and 256")
         return value
 
-    @field_validator("linger", "retry_budget", "shutdown_timeout")
+    @field_validator("linger", "retry_budget", "shutdown_timeout", "retry_delay_base")
     @classmethod
-    def _seconds(cls, value: float) -> float:
-        if not 0 <= value < float("inf"):
-            raise ValueError("must be a finite number of seconds, 0 or more")
+    def _seconds(cls, value: float, info: ValidationInfo) -> float:
+        name = info.field_name or ""
+        top = MAX_SECONDS[name]
+        # retry_delay_base multiplies a delay, so 0 means nothing there. `not` refuses NaN too.
+        if name == "retry_delay_base":
+            if not 0 < value <= top:
+                raise ValueError(
+                    f"{name} must be more than 0 and at most {top:g} seconds, got {value!r}"
+                )
+        elif not 0 <= value <= top:
+            raise ValueError(f"{name} must be between 0 and {top:g} seconds, got {value!r}")
         return value
 
 
@@ -143,7 +176,22 @@ class PrefactorCoreConfig(BaseModel):
     agent_id: str | None = None
     environment_id: str | None = None
     payload_policy: PayloadPolicy = Field(default_factory=PayloadPolicy)
-    termination_poll_interval: float | None = Field(default=10.0, gt=0)
+    termination_poll_interval: float | None = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        return _refuse_unknown(cls, data)
+
+    @field_validator("termination_poll_interval")
+    @classmethod
+    def _poll(cls, value: float | None) -> float | None:
+        if value is not None and not MIN_POLL_INTERVAL <= value <= MAX_POLL_INTERVAL:
+            raise ValueError(
+                f"termination_poll_interval must be None (off) or between "
+                f"{MIN_POLL_INTERVAL:g} and {MAX_POLL_INTERVAL:g} seconds, got {value!r}"
+            )
+        return value
 
     @classmethod
     def from_env(cls, **overrides: Any) -> PrefactorCoreConfig:

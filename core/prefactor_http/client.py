@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -37,6 +37,7 @@ from prefactor_http.exceptions import (
     PrefactorRetryExhaustedError,
     PrefactorValidationError,
 )
+from prefactor_http.redirects import redirect_message
 from prefactor_http.retry import RetryAttempt, RetryCallback, RetryPolicy, parse_retry_after
 
 __all__ = ["DEFAULT_SDK_HEADER", "PrefactorHttpClient"]
@@ -402,9 +403,17 @@ class PrefactorHttpClient:
             problem = "is not valid JSON"
         else:
             problem = "is empty" if not raw.strip() else "is not a JSON object"
+        if 300 <= status < 400:
+            location = response.headers.get("Location")
+            if location:
+                location = urljoin(self._config.api_url.rstrip("/") + path, location)
+            problem = "was " + redirect_message(location, status)
+            body = None
+        elif not isinstance(body, dict):
+            problem = f"{problem} (HTTP {status})"
         if not isinstance(body, dict):
             raise PrefactorResponseContractError(
-                f"Response to {path} {problem} (HTTP {status})",
+                f"Response to {path} {problem}",
                 status_code=status,
                 body_snippet=self._snippet(raw),
                 retry_after=retry_after,

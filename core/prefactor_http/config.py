@@ -71,6 +71,19 @@ def _check_url(url: str) -> None:
         raise ValueError(f"api_url must not have a query or fragment: {url!r}")
 
 
+_API_SUFFIX = "/api/v1"
+
+
+def _base_url(url: str) -> str:
+    """``url`` without a trailing ``/api/v1`` (every request path already starts with it)."""
+    trimmed = url.rstrip("/")
+    if trimmed.lower().endswith(_API_SUFFIX):
+        base = trimmed[: -len(_API_SUFFIX)]
+        logger.info("api_url ended with %s; using %s (request paths add it)", _API_SUFFIX, base)
+        return base
+    return url
+
+
 def _positive(name: str, value: float) -> None:
     # `not value > 0` also rejects NaN.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -97,9 +110,10 @@ class HttpClientConfig:
     """Settings for `PrefactorHttpClient`, validated on construction.
 
     ``api_url`` is the base URL (``https://app.prefactorai.com``); every request goes to
-    ``api_url.rstrip('/') + path``. ``request_timeout`` bounds a whole attempt (connect, send,
-    wait, read) and ``connect_timeout`` the connection set-up alone, both in seconds. A failed
-    attempt is retried up to ``max_retries`` times with exponential backoff starting at
+    ``api_url.rstrip('/') + path``, and a trailing ``/api/v1`` is removed (paths start with
+    it). ``request_timeout`` bounds a whole attempt (connect, send, wait, read) and
+    ``connect_timeout`` the connection set-up alone, both in seconds. A failed attempt is
+    retried up to ``max_retries`` times with exponential backoff starting at
     ``initial_retry_delay`` and growing by ``retry_multiplier``, capped at ``max_retry_delay``.
     Only transport failures and the HTTP statuses in ``retry_on_status_codes`` are retried.
     ``transport`` is one of `TRANSPORTS`: ``"aiohttp"`` needs
@@ -124,6 +138,7 @@ class HttpClientConfig:
             raise ValueError("api_url is required")
         self.api_url = self.api_url.strip()
         _check_url(self.api_url)
+        self.api_url = _base_url(self.api_url)
         self.api_token = _clean_token(self.api_token)
 
         _positive("request_timeout", self.request_timeout)
@@ -180,6 +195,11 @@ class HttpClientConfig:
         values: dict[str, Any] = {}
         transport = os.environ.get(_ENV_TRANSPORT, "").strip()
         if transport and "transport" not in overrides:
+            if transport not in TRANSPORTS:
+                raise ValueError(
+                    f"environment variable {_ENV_TRANSPORT}: transport must be one of "
+                    f"{', '.join(TRANSPORTS)}; got {transport!r}"
+                )
             values["transport"] = transport
         for field_name, env_name in (("api_url", _ENV_URL), ("api_token", _ENV_TOKEN)):
             if field_name in overrides:

@@ -6,8 +6,11 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from prefactor_core.fields import env_bool
+
 if TYPE_CHECKING:
     from prefactor_core import PrefactorCoreClient
+    from prefactor_http.config import HttpClientConfig
 
 __all__ = [
     "ENV_AGENT_ID",
@@ -27,9 +30,7 @@ ENV_API_TOKEN = "PREFACTOR_API_TOKEN"
 ENV_AGENT_ID = "PREFACTOR_AGENT_ID"
 ENV_ENVIRONMENT_ID = "PREFACTOR_ENVIRONMENT_ID"
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-_clients: dict[tuple[str, str, str | None], PrefactorCoreClient] = {}
+_clients: dict[tuple[str, str, str, str | None], PrefactorCoreClient] = {}
 _clients_lock = threading.Lock()
 
 
@@ -38,8 +39,9 @@ class PrefactorConfigurationError(ValueError):
 
 
 def env_flag(name: str) -> bool:
-    """True when environment variable ``name`` is set to 1/true/yes/on (any case)."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
+    """True when environment variable ``name`` is 1/true/yes/on, False when unset or
+    0/false/no/off (any case); `ValueError` naming it for anything else."""
+    return env_bool(name, False)
 
 
 def resolve_agent_id(agent_id: str | None) -> str | None:
@@ -60,11 +62,12 @@ def resolve_environment_id(environment_id: str | None) -> str | None:
 
 
 def client_from_env(*, sdk_entry: str | None = None) -> PrefactorCoreClient:
-    """A process-wide client built from ``PREFACTOR_API_URL`` and ``PREFACTOR_API_TOKEN``.
+    """A process-wide client built by `HttpClientConfig.from_env` (``PREFACTOR_API_URL``,
+    ``PREFACTOR_API_TOKEN``, ``PREFACTOR_HTTP_TRANSPORT``).
 
-    The same URL, token and SDK entry always give the same client object, so creating a handler
-    per request does not multiply clients. Raises :class:`PrefactorConfigurationError` naming the
-    missing variables.
+    The same URL, token, transport and SDK entry always give the same client object, so
+    creating a handler per request does not multiply clients. Raises
+    :class:`PrefactorConfigurationError` naming the missing or invalid variables.
     """
     url = os.environ.get(ENV_API_URL, "").strip()
     token = os.environ.get(ENV_API_TOKEN, "").strip()
@@ -77,11 +80,17 @@ def client_from_env(*, sdk_entry: str | None = None) -> PrefactorCoreClient:
             f"{ENV_API_TOKEN} (and {ENV_AGENT_ID} unless the token is deployment-scoped), "
             "or pass client=PrefactorCoreClient(...)."
         )
-    key = (url, token, sdk_entry)
+    from prefactor_http.config import HttpClientConfig
+
+    try:
+        http_config = HttpClientConfig.from_env()
+    except ValueError as exc:
+        raise PrefactorConfigurationError(str(exc)) from None
+    key = (http_config.api_url, http_config.api_token, http_config.transport, sdk_entry)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _build_client(url, token, sdk_entry)
+            client = _build_client(http_config, sdk_entry)
             _clients[key] = client
         return client
 
@@ -95,11 +104,10 @@ def resolve_client(
     return client_from_env(sdk_entry=sdk_entry)
 
 
-def _build_client(url: str, token: str, sdk_entry: str | None) -> PrefactorCoreClient:
+def _build_client(http_config: HttpClientConfig, sdk_entry: str | None) -> PrefactorCoreClient:
     from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
-    from prefactor_http.config import HttpClientConfig
 
-    config = PrefactorCoreConfig(http_config=HttpClientConfig(api_url=url, api_token=token))
+    config = PrefactorCoreConfig(http_config=http_config)
     if sdk_entry:
         return PrefactorCoreClient(config, sdk_header_entry=sdk_entry)
     return PrefactorCoreClient(config)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from prefactor_core.fields import check_bool
 from prefactor_core.validation import PURPOSES
 
 from .config import resolve_agent_id, resolve_client, resolve_environment_id
@@ -104,8 +105,10 @@ class AdapterSetup:
         ``capture_content=False`` and ``mask`` are applied on top of the client's own payload
         policy (texts then become sizes; names, ids and numbers stay, and the adapter's own
         ``keep_keys`` are added to the policy's whenever content is not captured). Raises
-        ``ValueError`` for an unknown ``purpose``, here rather than inside every run.
+        ``ValueError`` for an unknown ``purpose`` and ``TypeError`` for a ``capture_content``
+        that is not a bool, here rather than inside every run.
         """
+        check_bool("capture_content", capture_content)
         if purpose is not None and purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}")
         core_client = resolve_client(client, sdk_entry=sdk_entry)

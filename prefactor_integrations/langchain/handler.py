@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from uuid import UUID
 
 from prefactor_core.exceptions import PrefactorTerminatedError
+from prefactor_core.fields import check_int, check_seconds
 from prefactor_http._version import __version__
 
 from .._shared import (
@@ -251,6 +252,10 @@ class PrefactorCallbackHandler(GraphHandlerBase):
         tool_schemas: ToolSchemas | None = None,
     ) -> None:
         super().__init__()
+        check_int("max_open_runs", max_open_runs, 1, 1_000_000)
+        check_seconds("idle_timeout", idle_timeout, 0, 7 * 86_400)
+        check_int("max_document_chars", max_document_chars, 0, 10_000_000)
+        check_int("max_thread_links", max_thread_links, 1, 10_000_000)
         self._tool_span_types, tool_specs = resolve_tool_schemas(tool_schemas)
         client_config = getattr(client, "config", None)
         check_registry(

@@ -32,7 +32,7 @@ class _HandlerSlot:
         self._lock = threading.Lock()
         self.handler: PrefactorCallbackHandler | None = None
         self.disabled = False
-        self.env_enabled = env_flag(ENV_TRACING)
+        self.env_enabled = _env_tracing()
         self.env_handler: PrefactorCallbackHandler | None = None
         self.env_failed = False
 
@@ -51,6 +51,16 @@ class _HandlerSlot:
                     self.env_failed = True
                     logger.warning("%s is set but tracing cannot start: %s", ENV_TRACING, exc)
             return self.env_handler
+
+
+def _env_tracing() -> bool:
+    """``PREFACTOR_TRACING`` at import: a bad value is said once and leaves tracing off, since
+    an import must not break the application."""
+    try:
+        return env_flag(ENV_TRACING)
+    except ValueError as exc:
+        logger.warning("%s; tracing stays off", exc)
+        return False
 
 
 _slot = _HandlerSlot()
@@ -75,10 +85,11 @@ def instrument(
         handler = PrefactorCallbackHandler(**handler_kwargs)
     elif handler_kwargs:
         raise TypeError("pass either a handler or handler keyword arguments, not both")
+    env_enabled = env_flag(ENV_TRACING)
     with _slot._lock:
         _slot.handler = handler
         _slot.disabled = False
-        _slot.env_enabled = env_flag(ENV_TRACING)
+        _slot.env_enabled = env_enabled
     return handler
 
 

@@ -13,6 +13,7 @@ from llama_index_instrumentation.span import BaseSpan
 from llama_index_instrumentation.span_handlers import BaseSpanHandler
 from pydantic import PrivateAttr
 
+from prefactor_core.fields import check_bool, check_int, check_seconds
 from prefactor_http._version import __version__
 
 from .._shared import AdapterSetup, InternalErrors, flush_tracer, run_stats
@@ -88,6 +89,15 @@ class PrefactorSpanHandler(BaseSpanHandler[BaseSpan]):
         enforce_termination: bool = True,
     ) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
+        for name, flag in (
+            ("capture_embeddings", capture_embeddings),
+            ("trace_ingestion", trace_ingestion),
+            ("enforce_termination", enforce_termination),
+        ):
+            check_bool(name, flag)
+        check_int("max_nodes", max_nodes, 0, 100_000)
+        check_int("max_text_chars", max_text_chars, 0, 10_000_000)
+        check_seconds("idle_timeout", idle_timeout, 0, 7 * 86_400)
         setup = AdapterSetup.resolve(
             client,
             sdk_entry=SDK_ENTRY,

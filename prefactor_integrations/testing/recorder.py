@@ -165,7 +165,7 @@ class TraceRecorder:
                 http_config=http,
                 agent_id=self.agent_id,
                 queue_config=QueueConfig(max_retries=1, retry_delay_base=0.05, shutdown_timeout=5),
-                termination_poll_interval=0.5,
+                termination_poll_interval=1.0,
             )
             self._client = PrefactorCoreClient(config)
         return self._client

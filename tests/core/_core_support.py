@@ -32,7 +32,7 @@ def config_for(
     """A core config for ``server``; keyword arguments set `QueueConfig` fields."""
     queue_values: dict[str, Any] = {"retry_budget": 5.0}
     queue_values.update(queue)
-    poll = queue_values.pop("termination_poll_interval", 0.2)
+    poll = queue_values.pop("termination_poll_interval", 1.0)
     return PrefactorCoreConfig(
         http_config=http_config(server.url, server.token, **(http or {})),
         queue_config=QueueConfig(**queue_values),

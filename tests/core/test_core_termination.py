@@ -55,7 +55,7 @@ def test_control_signal_on_span_create_marks_only_that_instance(local_server: Lo
 
 
 def test_termination_poll_detects_a_terminated_open_instance(local_server: LocalServer) -> None:
-    client = PrefactorCoreClient(config_for(local_server, termination_poll_interval=0.1))
+    client = PrefactorCoreClient(config_for(local_server, termination_poll_interval=1.0))
     tracer = client.tracer
     instance_id = tracer.start_instance(agent_version=AGENT_VERSION)
     other = tracer.start_instance(agent_version=AGENT_VERSION)

@@ -122,3 +122,17 @@ def test_only_id_and_status_are_required_and_unknown_fields_are_ignored() -> Non
     assert instance.started_at is None
     assert instance.span_counts is not None and instance.span_counts.total == 3
     assert instance.span_counts.pending == 0
+
+
+@pytest.mark.parametrize("status", [301, 308])
+async def test_a_redirect_says_where_to_and_which_setting_to_change(status: int) -> None:
+    moved = "https://new.example.com/api/v1/agent_instance/inst-1"
+    with ScriptedServer(Canned(status, b"", "text/html", {"Location": moved})) as server:
+        async with PrefactorHttpClient(config_for(server)) as client:
+            with pytest.raises(PrefactorResponseContractError) as caught:
+                await client.agent_instances.get("inst-1")
+    assert str(caught.value).startswith(
+        f"Response to /api/v1/agent_instance/inst-1 was redirected to {moved} (HTTP {status}): "
+        "set PREFACTOR_API_URL to https://new.example.com"
+    ), str(caught.value)
+    assert len(server.requests) == 1, "a redirect is not followed"

@@ -121,7 +121,7 @@ def test_wrong_token_is_one_clear_error_line_and_never_reaches_the_agent(
     local_server: LocalServer, caplog: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client = make_client(fast_http(local_server, api_token=SECRET), poll=0.05)
+    client = make_client(fast_http(local_server, api_token=SECRET), poll=1.0)
     handler = PrefactorCallbackHandler(client, agent_name="wrong-token-agent")
     agent = make_agent()
 

@@ -63,7 +63,7 @@ def test_the_token_never_shows_in_logs_reprs_errors_or_payloads(
     faults.error_rate = 0.3
     faults.drop_response_rate = 0.1
     # Small batches: many requests, so faults (and retries) are met.
-    client = make_client(fast_http(local_server), poll=0.05, bulk_max_items=3, linger=0.001)
+    client = make_client(fast_http(local_server), poll=1.0, bulk_max_items=3, linger=0.001)
     handler = PrefactorCallbackHandler(client, agent_name="secret-agent")
     agent = make_agent()
     for _ in range(3):

@@ -396,7 +396,7 @@ class Ordering:
         if item.kind is REGISTER:
             run.failed = True
             run.register = None
-            failed = self._fail_run(run)
+            failed = self._fail_run(run, item)
         elif item.kind is CREATE and item.span_id is not None:
             run.creates.pop(item.span_id, None)
             run.lost[item.span_id] = item.parent_id
@@ -436,21 +436,22 @@ class Ordering:
         if self.single and finish is not None and not run.open and finish.state == QUEUED:
             self._ready.append(finish)
 
-    def _fail_run(self, run: Run) -> list[Item]:
-        """Everything of ``run`` not yet handed out fails with its register."""
+    def _fail_run(self, run: Run, register: Item) -> list[Item]:
+        """Everything of ``run`` not yet handed out fails with its ``register``."""
         failed = [item for item in run.queue if item.state == QUEUED]
         run.queue.clear()
         self._pending.pop(run, None)
-        failed.extend(self._waiting_of(run))
+        failed.extend(self._waiting_of(run, register))
         for item in failed:
             item.state = FAILED
         run.creates.clear()
         run.open = 0
         return failed
 
-    def _waiting_of(self, run: Run) -> Iterator[Item]:
+    def _waiting_of(self, run: Run, register: Item | None) -> Iterator[Item]:
         seen: set[int] = set()
-        stack = list(run.creates.values())
+        # What waits on the register alone (the start, quality records) is reached through it.
+        stack = [*(register.dependents if register else ()), *run.creates.values()]
         if run.finish is not None and run.finish.state == QUEUED:
             stack.append(run.finish)
         for item in self._ready:
@@ -482,7 +483,7 @@ class Ordering:
         items: list[Item] = []
         for run in self.runs.values():
             items.extend(item for item in run.queue if item.state == QUEUED)
-            items.extend(item for item in self._waiting_of(run))
+            items.extend(self._waiting_of(run, run.register))
         unique = {id(item): item for item in items}
         for item in self._ready:
             if item.state == QUEUED:

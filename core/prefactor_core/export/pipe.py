@@ -63,6 +63,7 @@ from prefactor_core.payloads.redact import scrub_token
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.validation import FINISH_STATUSES
 from prefactor_http.config import HttpClientConfig
+from prefactor_http.redirects import redirect_message
 from prefactor_http.retry import RetryPolicy
 
 __all__ = ["ClientExport", "Pipe"]
@@ -275,8 +276,8 @@ class Pipe:
             item = Item(op, op.idempotency_key or _key(op), run, owner)
         self.bytes += item.size
         failed = self.ordering.add(item)
-        for lost in failed:
-            self._settle(lost, ok=False)
+        for lost in failed:  # its run's register failed before: a knock-on, not a refusal
+            self._settle(lost, ok=False, skipped=True)
         if not failed:
             if not self._arrived:
                 self._oldest = time.monotonic()
@@ -564,7 +565,9 @@ class Pipe:
         """A failure no repeat can mend: give the items up, with one line per kind."""
         why = _describe(reply)
         if 300 <= reply.status < 400:
-            why = f"redirected to {reply.location or 'an unknown location'} (HTTP {reply.status})"
+            why = redirect_message(reply.location, reply.status)
+        for owner in {item.owner for item in items}:
+            owner.last_error = why
         for item in items:
             if item.state == SENDING:
                 self._fail(item, why)
@@ -572,14 +575,19 @@ class Pipe:
     def _fail(self, item: Item, why: str | None) -> None:
         if why is not None:
             self._log_once(item.kind.name, "was refused", why)
-        failed = [item, *self.ordering.fail(item)] if item.state != FAILED else [item]
-        for lost in failed:
-            self._settle(lost, ok=False)
+        knock_on = self.ordering.fail(item) if item.state != FAILED else []
+        self._settle(item, ok=False)
+        for lost in knock_on:
+            self._settle(lost, ok=False, skipped=True)
 
-    def _settle(self, item: Item, *, ok: bool) -> None:
+    def _settle(self, item: Item, *, ok: bool, skipped: bool = False) -> None:
+        """Count ``item`` settled: sent, failed, or ``skipped`` (given up because an operation it
+        depends on was lost)."""
         counters = item.owner.counters
         if ok:
             counters.sent += 1
+        elif skipped:
+            counters.skipped += item.ops
         else:
             counters.failed += item.ops
         counters.done += item.ops
@@ -792,26 +800,26 @@ class ClientExport:
             return True
         if get_exporter().in_export_thread():
             return False
-        failed = self.counters.failed
+        failed = self.counters.lost
         pipe.urgent(True)
         try:
             drained = pipe.buffer.join(timeout)
         finally:
             pipe.urgent(False)
-        return drained and self.counters.failed == failed
+        return drained and self.counters.lost == failed
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """`flush` without blocking the event loop."""
         pipe = self.pipe
         if pipe is None:
             return True
-        failed = self.counters.failed
+        failed = self.counters.lost
         pipe.urgent(True)
         try:
             drained = await pipe.buffer.wait_idle(timeout)
         finally:
             pipe.urgent(False)
-        return drained and self.counters.failed == failed
+        return drained and self.counters.lost == failed
 
     def stats(self) -> ExportStats:
         """Counters and health."""

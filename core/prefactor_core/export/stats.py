@@ -30,6 +30,7 @@ class Counters:
         "requests",
         "retried",
         "sent",
+        "skipped",
         "source_coalesced",
         "truncated",
     )
@@ -45,7 +46,13 @@ class Counters:
         self.coalesced = 0
         self.truncated = 0
         self.failed = 0
+        self.skipped = 0
         self.done = 0
+
+    @property
+    def lost(self) -> int:
+        """Operations given up after they were queued, whatever the cause."""
+        return self.failed + self.skipped
 
     @property
     def pending(self) -> int:
@@ -69,6 +76,7 @@ class Counters:
             requests=self.requests,
             truncated=self.truncated,
             failed=self.failed,
+            skipped=self.skipped,
             pending=self.pending,
             health=health,
             export_stopped=export_stopped,
@@ -90,8 +98,12 @@ class ExportStats:
     - ``requests``: HTTP requests answered (one bulk request carries many operations).
     - ``truncated``: payload strings or containers cut to the size limits, and payloads
       withheld because the byte budget was full.
-    - ``failed``: operations given up: permanent errors, retries exhausted, undeliverable at
-      shutdown, or depending on one of those.
+    - ``failed``: operations given up themselves: refused by the API (permanent errors),
+      retries exhausted, or undeliverable at shutdown.
+    - ``skipped``: operations not sent because one they depend on was lost (the rest of a run
+      whose register failed, the finish of a span whose create failed). Operations lost with
+      a dropped one are counted in ``dropped``; ``dropped``, ``failed`` and ``skipped`` never
+      count the same operation.
     - ``pending``: operations accepted and not yet sent or given up.
     - ``health`` / ``export_stopped`` / ``last_error``: see `ExportHealth`; ``last_error``
       describes the most recent failure (never containing the token).
@@ -106,6 +118,7 @@ class ExportStats:
     requests: int
     truncated: int
     failed: int
+    skipped: int
     pending: int
     health: ExportHealth
     export_stopped: bool

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefactor_core.export.pipe import BufferItem, Pipe
 from prefactor_core.export.sender import never_reached
+from prefactor_core.fields import env_bool
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_http.client import shared_tls_context
 
@@ -299,8 +300,11 @@ def _install_sigterm_handler() -> None:
     global _sigterm_installed
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
         return
-    if os.environ.get(_ENV_SIGTERM, "").strip().lower() in ("0", "false", "no", "off"):
-        return
+    try:
+        if not env_bool(_ENV_SIGTERM, True):
+            return
+    except ValueError as exc:  # the exporter is starting on the agent's behalf: say, not raise
+        logger.warning("%s; installing the SIGTERM handler", exc)
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from prefactor_core.fields import check_bool
 from prefactor_core.payloads.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_PATTERNS, Redactor
 
 __all__ = [
@@ -61,6 +63,24 @@ DEFAULT_KEEP_KEYS: frozenset[str] = frozenset(
 any framework; each adapter adds its own framework's names (``AdapterSetup.resolve``)."""
 
 
+def _check_patterns(patterns: object) -> None:
+    """Compile the user's ``secret_patterns`` now, so a bad one fails here, not on every span."""
+    if not isinstance(patterns, Mapping):
+        raise TypeError("secret_patterns must map names to regular expressions (strings)")
+    for name, pattern in patterns.items():
+        if not isinstance(name, str) or not isinstance(pattern, str):
+            raise TypeError(
+                f"secret_patterns must map names to regular expressions (strings), "
+                f"got {name!r}: {pattern!r}"
+            )
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"secret_patterns[{name!r}] is not a valid regular expression ({exc}): {pattern!r}"
+            ) from None
+
+
 @dataclass(frozen=True, eq=False)
 class PayloadPolicy:
     """How span payloads are prepared before they leave the process.
@@ -106,6 +126,9 @@ class PayloadPolicy:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.mask is not None and not callable(self.mask):
             raise TypeError("mask must be callable")
+        for name in ("capture_content", "redact_secrets"):
+            check_bool(name, getattr(self, name))
+        _check_patterns(self.secret_patterns)
 
     @cached_property
     def _redactor(self) -> Redactor | None:
