@@ -965,9 +965,12 @@ class PrefactorCallbackHandler(GraphHandlerBase):
     def _cancel_unended(self, root: RootState, run: RunState, result: dict[str, Any]) -> str:
         """The status of a non-root ``run`` ending ``complete``: ``cancelled`` if runs under it
         are still open (they are cancelled with it), else ``complete``."""
+        runs = list(root.runs.values())  # a snapshot: other threads may start runs meanwhile
+        if not any(other.parent_run_id == run.run_id for other in runs):
+            return "complete"  # the usual end: nothing under it is open
         inside = {run.run_id}
         unended: list[RunState] = []
-        for other in sorted(root.runs.values(), key=lambda r: r.started_at):
+        for other in sorted(runs, key=lambda r: r.started_at):
             if other.parent_run_id in inside:
                 inside.add(other.run_id)
                 unended.append(other)
